@@ -38,6 +38,7 @@ CHECKPOINT_DIR = "checkpoint"
 # carries code. name -> (model class, config dataclass), as "module:attribute".
 MODEL_CLASSES: dict[str, tuple[str, str]] = {
     "UNet": ("genlab.nn.unet:UNet", "genlab.nn.unet:UNetConfig"),
+    "ToyDenoiser": ("genlab.nn.toy_denoiser:ToyDenoiser", "genlab.nn.toy_denoiser:ToyDenoiserConfig"),
     "VAE": ("genlab.nn.vae:VAE", "genlab.nn.vae:VAEConfig"),
     "MLPClassifier": ("genlab.nn.classifier:MLPClassifier", "genlab.nn.mlp:MLPConfig"),
     "ConvClassifier": ("genlab.nn.classifier:ConvClassifier", "genlab.nn.classifier:ConvClassifierConfig"),

@@ -68,8 +68,10 @@ class TrainConfig:
             raise ConfigError(f"learning rate must be positive, got {self.lr}")
 
 
-# Fields that must match for a resume to continue the same run (steps may grow).
-_RESUME_KEYS = ("batch_size", "lr", "weight_decay", "warmup_steps", "lr_min_ratio", "grad_clip", "ema_decay", "seed")
+# Fields that must match for a resume to continue the same run. `steps` (and with it the length of
+# the warm-up and of the cosine decay) may change: re-running the same command after an interruption
+# continues exactly; asking for more steps continues on the longer schedule.
+_RESUME_KEYS = ("batch_size", "lr", "weight_decay", "lr_min_ratio", "grad_clip", "ema_decay", "seed")
 
 
 @dataclass
@@ -233,7 +235,7 @@ def _sample(sample_fn, model: nn.Module, step: int) -> None:
 
 def _restore(ckpt: Path, model, opt, ema, loss_gen, config: TrainConfig) -> tuple[int, list[float]]:
     cfg = read_config(ckpt)
-    saved_spec, spec = cfg.get("model", {}), model_spec(model)
+    saved_spec, spec = cfg.get("model", {}), json.loads(json.dumps(model_spec(model)))  # tuples → lists, as saved
     if saved_spec != spec:
         raise CheckpointError(f"cannot resume from {ckpt}: it holds a different model ({saved_spec.get('class')} {saved_spec.get('config')}); use the same model options or a new output folder")
     try:

@@ -1,0 +1,180 @@
+"""The ``genlab`` command: ``demo``, ``train`` and ``sample``.
+
+Every problem the user can fix (unknown data set, missing or corrupt checkpoint, options that do
+not fit the model…) is printed as one line ``genlab: error: …`` with exit code 2, no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from genlab.errors import GenlabError
+
+TOY_SHAPES = ("gaussian_mixture", "moons", "swiss_roll", "rings")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    return value
+
+
+def int_tuple(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers like 1,2,2; got {text!r}") from None
+    if not values or min(values) <= 0:
+        raise argparse.ArgumentTypeError(f"expected positive numbers, got {text!r}")
+    return values
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from genlab.pipeline import DATASETS, SAMPLERS
+
+    parser = argparse.ArgumentParser(prog="genlab", description="Train, sample and demo small diffusion models on a CPU.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{demo,train,sample}")
+
+    demo = sub.add_parser("demo", help="train a class-conditional diffusion model on 8×8 digits in a few CPU minutes")
+    demo.add_argument("--out", type=Path, default=Path("outputs/demo"), help="output folder (default: outputs/demo)")
+    demo.add_argument("--steps", type=positive_int, default=None, help="training steps (default: the demo's)")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--smoke", action="store_true", help="a seconds-long run that only checks the machinery")
+
+    train = sub.add_parser("train", help="train a diffusion model on a data set")
+    train.add_argument("--dataset", choices=DATASETS, required=True)
+    train.add_argument("--conditional", action="store_true", help="class-conditional, with condition dropout for classifier-free guidance")
+    train.add_argument("--steps", type=positive_int, default=2000, help="optimiser steps (default: 2000)")
+    train.add_argument("--batch-size", type=positive_int, default=128)
+    train.add_argument("--lr", type=positive_float, default=2e-3)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--out", type=Path, default=None, help="run folder (default: outputs/<dataset>)")
+    train.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    train.add_argument("--schedule", default="linear", help="β schedule: linear, cosine, quadratic, sigmoid (default: linear)")
+    train.add_argument("--prediction", choices=("epsilon", "x0", "v"), default="epsilon")
+    train.add_argument("--min-snr-gamma", type=positive_float, default=None, help="Min-SNR-γ loss weighting (e.g. 5)")
+    train.add_argument("--base-channels", type=positive_int, default=None, help="U-Net width at full resolution")
+    train.add_argument("--channel-mults", type=int_tuple, default=None, help="U-Net levels, e.g. 1,2,2")
+    train.add_argument("--toy", choices=TOY_SHAPES, default="moons", help="toy 2-D distribution for --dataset toy2d")
+    train.add_argument("--ckpt-every", type=positive_int, default=500, help="checkpoint interval in steps (default: 500)")
+    train.add_argument("--sample-every", type=int, default=0, help="write a sample grid every N steps (0: only at the end)")
+
+    sample = sub.add_parser("sample", help="sample from a trained checkpoint")
+    sample.add_argument("--ckpt", type=Path, required=True, help="run folder or checkpoint folder")
+    sample.add_argument("--n", type=positive_int, default=64, help="number of samples (default: 64)")
+    sample.add_argument("--sampler", choices=SAMPLERS, default="ddim")
+    sample.add_argument("--steps", type=positive_int, default=50, help="sampling steps (default: 50)")
+    sample.add_argument("--eta", type=float, default=0.0, help="DDIM η: 0 deterministic, 1 DDPM-like")
+    sample.add_argument("--class", dest="label", type=int, default=None, help="generate this class (conditional models; default: one column per class)")
+    sample.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale w (conditional models; 1 = none)")
+    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--out", type=Path, default=Path("samples.png"), help="output PNG (default: samples.png)")
+    sample.add_argument("--raw-weights", action="store_true", help="use the raw weights instead of the EMA")
+    return parser
+
+
+def cmd_demo(args) -> None:
+    from dataclasses import replace
+
+    from genlab.demo import SMOKE, DemoConfig, run_demo
+
+    cfg = SMOKE if args.smoke else DemoConfig()
+    cfg = replace(cfg, seed=args.seed, **({"steps": args.steps} if args.steps else {}))
+    run_demo(args.out, cfg)
+
+
+def cmd_train(args) -> None:
+    import torch
+
+    from genlab.diffusion import SCHEDULES
+    from genlab.pipeline import DiffusionSpec, TrainOptions, generate, load_training_data, save_samples, train_diffusion
+
+    if args.schedule not in SCHEDULES:
+        raise GenlabError(f"unknown schedule {args.schedule!r}; choose one of: {', '.join(SCHEDULES)}")
+    if args.dataset == "toy2d" and args.conditional:
+        raise GenlabError("toy2d has no labels, so it cannot be trained --conditional; drop the flag")
+    if args.dataset == "toy2d" and (args.base_channels or args.channel_mults):
+        raise GenlabError("--base-channels/--channel-mults configure the U-Net; toy2d uses an MLP")
+    out = args.out or Path("outputs") / args.dataset
+    data = load_training_data(args.dataset, toy=args.toy, seed=args.seed)
+    spec = DiffusionSpec(
+        dataset=args.dataset, shape=tuple(data[0].shape[1:]),
+        num_classes=int(data[1].max()) + 1 if args.conditional else 0,
+        schedule=args.schedule, prediction=args.prediction, toy=args.toy if args.dataset == "toy2d" else None,
+    )  # fmt: skip
+    options = TrainOptions(
+        steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed, min_snr_gamma=args.min_snr_gamma,
+        ckpt_every=args.ckpt_every, sample_every=args.sample_every,
+        unet={k: v for k, v in (("base_channels", args.base_channels), ("channel_mults", args.channel_mults)) if v},
+    )  # fmt: skip
+    n_show = 1000 if args.dataset == "toy2d" else 64
+    labels = (lambda n: torch.arange(n) % spec.num_classes) if spec.num_classes else (lambda n: None)
+    nrow = spec.num_classes or None
+
+    def sample_fn(model, step):
+        samples = generate(model, spec, n_show, steps=50, labels=labels(n_show), seed=args.seed)
+        save_samples(samples, spec, out / "samples" / f"step_{step:06d}.png", nrow=nrow)
+
+    print(f"training on {args.dataset} ({len(data[0])} examples, shape {spec.shape}) → {out}", flush=True)
+    result = train_diffusion(spec, data, options, out_dir=out, resume=args.resume, sample_fn=sample_fn if args.sample_every else None)
+    samples = generate(result.best_model.eval(), spec, n_show, steps=50, labels=labels(n_show), seed=args.seed)
+    path = save_samples(samples, spec, out / "samples.png", nrow=nrow)
+    from genlab.viz import plot_losses
+
+    ax = plot_losses(result.losses, title=f"training loss ({args.dataset})")
+    ax.figure.savefig(out / "loss.png", dpi=120, bbox_inches="tight")
+    print(f"done: {result.step} steps, final loss {sum(result.losses[-50:]) / max(len(result.losses[-50:]), 1):.4f}; checkpoint in {out / 'checkpoint'}, samples in {path}")
+
+
+def cmd_sample(args) -> None:
+    import time
+
+    from genlab.pipeline import generate, load_diffusion, save_samples
+
+    import torch
+
+    model, spec = load_diffusion(args.ckpt, use_ema=not args.raw_weights)
+    labels, nrow = args.label, None
+    if spec.num_classes and labels is None:  # one column per class
+        labels, nrow = torch.arange(args.n) % spec.num_classes, spec.num_classes
+    t0 = time.perf_counter()
+    samples = generate(model, spec, args.n, sampler=args.sampler, steps=args.steps, eta=args.eta,
+                       labels=labels, guidance=args.guidance, seed=args.seed, progress=True)
+    path = save_samples(samples, spec, args.out, nrow=nrow)
+    print(f"wrote {args.n} samples to {path} ({args.sampler}, {args.steps} steps, {time.perf_counter() - t0:.1f} s)")
+
+
+COMMANDS = {"demo": cmd_demo, "train": cmd_train, "sample": cmd_sample}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        COMMANDS[args.command](args)
+    except GenlabError as e:
+        print(f"genlab: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("genlab: interrupted (a run with checkpoints continues with --resume)", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
