@@ -1,1 +1,26 @@
-"""genlab.data"""
+"""Data sets for the course.
+
+- images: :func:`load_digits` (8×8, ships with scikit-learn), :func:`load_mnist`,
+  :func:`load_fashion_mnist` (28×28, downloaded once, verified, cached under :func:`data_root`),
+  and :func:`load_image_dataset` to pick one by name (``IMAGE_DATASETS``)
+- the IDX file format: :func:`read_idx`, :func:`write_idx`
+- synthetic 2-D point clouds: :func:`toy2d` (names in ``TOY2D``)
+- real tabular data: :func:`load_old_faithful`, :func:`load_galton_families`, :func:`load_davis`
+
+All images are float32 ``(N, C, H, W)`` in [-1, 1]; labels are int64.
+"""
+
+from genlab.data.digits import load_digits
+from genlab.data.download import data_root
+from genlab.data.idx import read_idx, write_idx
+from genlab.data.mnist import FASHION_MNIST_CLASSES, load_fashion_mnist, load_mnist
+from genlab.data.registry import IMAGE_DATASETS, load_image_dataset
+from genlab.data.tabular import load_davis, load_galton_families, load_old_faithful
+from genlab.data.toy2d import TOY2D, toy2d
+
+__all__ = [
+    "FASHION_MNIST_CLASSES", "IMAGE_DATASETS", "TOY2D",
+    "data_root", "load_digits", "load_fashion_mnist", "load_image_dataset", "load_mnist",
+    "read_idx", "toy2d", "write_idx",
+    "load_old_faithful", "load_galton_families", "load_davis",
+]
