@@ -6,13 +6,16 @@
 ``names`` are file names, stems or number prefixes (``30``, ``30_probability…``); none = all of
 notebooks/generative/. Smoke scale injects ``SMOKE = True`` (and ``DATASET = "digits"`` where the
 notebook's ``parameters`` cell defines ``DATASET``). Executed copies go to ``--out``; the committed
-notebooks are never written. Each notebook runs in its own folder, with matplotlib's Agg backend,
+notebooks are never written. Each notebook runs in its own folder, with matplotlib's inline backend
+(headless; figures are embedded in the executed copy),
 in a kernel that uses this very interpreter. Exit status: 0 all passed, 1 some failed, 2 bad usage.
 
 Tests import :func:`run_notebook` from this file.
 """
 
 from __future__ import annotations
+
+INLINE_BACKEND = "module://matplotlib_inline.backend_inline"  # headless, and keeps figures in the copy
 
 import argparse
 import ast
@@ -177,7 +180,7 @@ def run_notebook(path: str | os.PathLike, smoke: bool, out_dir: str | os.PathLik
     n = str(threads) if threads else None
     start = time.perf_counter()
     try:
-        with _environment(MPLBACKEND="Agg", OMP_NUM_THREADS=n or os.environ.get("OMP_NUM_THREADS"),
+        with _environment(MPLBACKEND=INLINE_BACKEND, OMP_NUM_THREADS=n or os.environ.get("OMP_NUM_THREADS"),
                           MKL_NUM_THREADS=n or os.environ.get("MKL_NUM_THREADS")):
             pm.execute_notebook(
                 str(path), str(output), parameters=params, kernel_name=kernel_name(), cwd=str(path.parent),

@@ -31,6 +31,9 @@ class DemoConfig:
     sampling_steps: int = 50  # DDIM steps
     guidance: float = 2.0  # classifier-free guidance scale w
     classifier_steps: int = 600
+    schedule: str = "linear"  # β schedule
+    min_snr_gamma: float | None = None  # Min-SNR-γ loss weighting
+    lr: float = 2e-3
     seed: int = 0
 
 
@@ -52,10 +55,10 @@ def run_demo(out_dir: str | Path = "outputs/demo", config: DemoConfig | None = N
     out.mkdir(parents=True, exist_ok=True)
     t_start = time.perf_counter()
     images, labels = load_digits()
-    spec = DiffusionSpec(dataset="digits", shape=tuple(images.shape[1:]), num_classes=10)
+    spec = DiffusionSpec(dataset="digits", shape=tuple(images.shape[1:]), num_classes=10, schedule=cfg.schedule)
 
     _say(f"[1/3] training a class-conditional diffusion model on {len(images)} 8×8 digits ({cfg.steps} steps, {torch.get_num_threads()} CPU threads)")
-    options = TrainOptions(steps=cfg.steps, batch_size=cfg.batch_size, seed=cfg.seed, ckpt_every=0)
+    options = TrainOptions(steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed, ckpt_every=0, min_snr_gamma=cfg.min_snr_gamma)
     result = train_diffusion(spec, (images, labels), options, out_dir=out / "model", progress=progress)
     t_train = time.perf_counter() - t_start
     model = result.best_model.eval()
