@@ -12,12 +12,9 @@ The table goes to stdout; the numbers (with date and machine) to benchmarks/resu
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
+import sys
 import time
 import warnings
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -25,42 +22,18 @@ import sklearn
 from sklearn.mixture import GaussianMixture as SkGaussianMixture
 from threadpoolctl import threadpool_info, threadpool_limits
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine_info, save  # noqa: E402
+
 from genlab.data.tabular import load_old_faithful
 from genlab.stats import GaussianMixture, gmm_sample
 
-RESULTS = Path(__file__).resolve().parent / "results" / "em_vs_sklearn.json"
 REPEATS = 3
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def machine() -> dict:
-    try:
-        import torch
-
-        torch_version, torch_threads = torch.__version__, torch.get_num_threads()
-    except ImportError:  # torch is not needed by this benchmark
-        torch_version, torch_threads = "not installed", None
     blas = [{"api": i.get("internal_api"), "threads": i.get("num_threads")} for i in threadpool_info()]
-    return {
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "cpu": cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "numpy": np.__version__,
-        "sklearn": sklearn.__version__,
-        "torch": torch_version,
-        "torch_threads": torch_threads,
-        "blas_threadpools": blas,
-    }
+    return {**machine_info(), "sklearn": sklearn.__version__, "blas_threadpools": blas}
 
 
 def old_faithful():
@@ -123,9 +96,8 @@ def main() -> None:
             run_case("Old Faithful (standardised)", old_faithful(), k=2, tol=1e-6, max_iter=500),
             run_case("synthetic 100000 x 2", synthetic(), k=5, tol=1e-6, max_iter=200),
         ]
-    now = datetime.now().isoformat(timespec="seconds")
-    print(f"date: {now}")
-    print(f"machine: {info['cpu']} ({info['cpu_count']} logical CPUs), {info['platform']}")
+    print(f"date: {info['date']}")
+    print(f"machine: {info['machine']}")
     print(f"numpy {info['numpy']}, scikit-learn {info['sklearn']}, torch {info['torch']} "
           f"(torch threads {info['torch_threads']}), BLAS threads {[b['threads'] for b in info['blas_threadpools']]}")
     print(f"timings: best of {REPEATS} fits; same start, tol, reg_covar and max_iter for both\n")
@@ -136,9 +108,7 @@ def main() -> None:
         print(f"{r['case']:30s} {r['k']:2d} {r['genlab_n_iter']:5d}/{r['sklearn_n_iter']:<5d} {r['genlab_s']:11.4f} "
               f"{r['sklearn_s']:12.4f} {r['ratio_genlab_over_sklearn']:6.2f} {r['genlab_mean_loglik']:14.8f} "
               f"{r['sklearn_mean_loglik']:15.8f} {r['abs_loglik_diff']:8.1e}")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({"date": now, "machine": info, "threads_limit": args.threads, "repeats": REPEATS, "results": rows}, indent=2) + "\n")
-    print(f"\nwrote {RESULTS}")
+    save("em_vs_sklearn", {**info, "threads_limit": args.threads, "repeats": REPEATS, "results": rows})
 
 
 if __name__ == "__main__":
