@@ -191,7 +191,7 @@ def test_ddim_trajectory_equals_diffusers(T, steps, spacing, eta, clip, predicti
     xs = [x]
     for i, t in enumerate(ref.timesteps):
         out = model(x, torch.full((SHAPE[0],), int(t)))
-        x = ref.step(out, t, x, eta=eta, variance_noise=noise[i] if eta > 0 else None).prev_sample
+        x = ref.step(out, t, x, eta=eta, variance_noise=noise[i] if eta > 0 else None, use_clipped_model_output=clip).prev_sample
         xs.append(x)
     torch.testing.assert_close(torch.stack(traj.x_t), torch.stack(xs), rtol=0, atol=1e-5)
     torch.testing.assert_close(ours, x, rtol=0, atol=1e-5)
@@ -216,6 +216,7 @@ def ddim_reference(model, schedule, grid, x_T, noise, eta, prediction, clip):
             eps = np.sqrt(1 - a_t) * x + np.sqrt(a_t) * out
         if clip:
             x0 = np.clip(x0, -1, 1)
+            eps = (x - np.sqrt(a_t) * x0) / np.sqrt(1 - a_t)
         sigma = eta * np.sqrt((1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev))
         x = np.sqrt(a_prev) * x0 + np.sqrt(1 - a_prev - sigma**2) * eps
         if sigma > 0:

@@ -8,7 +8,7 @@ Both samplers share one loop: at each grid point t (next grid point t', or "−1
 
     1. out = model(x_t, t, y)              one forward call, guided if guidance_scale != 1
     2. (x̂₀, ε̂) from out                    whatever the network predicts (ε, x₀ or v)
-    3. x̂₀ ← clip(x̂₀, −1, 1)                 if clip_x0
+    3. x̂₀ ← clip(x̂₀, −1, 1), ε̂ ← from x̂₀   if clip_x0
     4. x_{t'} = step(x_t, x̂₀, ε̂, noise)    ddpm_step or ddim_step, coefficients precomputed
 
 with ᾱ_{−1} = 1, so the last step returns x̂₀ itself. Schedule coefficients are computed once in
@@ -33,7 +33,7 @@ import torch
 from tqdm.auto import tqdm
 
 from genlab.diffusion.guidance import as_labels, check_guidance, guided_model_output
-from genlab.diffusion.parameterization import check_prediction, predict_x0_eps
+from genlab.diffusion.parameterization import check_prediction, predict_x0_eps, x0_to_eps
 from genlab.diffusion.schedules import NoiseSchedule
 from genlab.errors import ConfigError
 
@@ -208,7 +208,8 @@ def ddim_step(
     σ_t, z       noise std, z ~ N(0, I)                 coef.sigma, noise
     ===========  =====================================  ==================
 
-    ε̂ is the model's own (unclipped) prediction even when x̂₀ was clipped, as in diffusers.
+    When x̂₀ was clipped, the sampling loop passes the ε̂ re-derived from the clipped x̂₀
+    (ε̂ = (x_t − √ᾱ_t x̂₀)/√(1 − ᾱ_t), as GLIDE does and diffusers' ``use_clipped_model_output=True``).
     ``x_t`` is unused and present only so that every step has one signature.
     """
     x_prev = coef.sqrt_alpha_bar_prev * x0_hat + coef.c_eps * eps_hat
@@ -292,7 +293,11 @@ def _sample_loop(
         out = guided_model_output(model, x, t_batch, labels, guidance_scale=guidance_scale, null_label=null_label)
         x0_hat, eps_hat = predict_x0_eps(out, x, alpha_bar[t], prediction)
         if clip_x0:
+            # Keep ε̂ consistent with the clipped x̂₀ (GLIDE; diffusers' use_clipped_model_output=True).
+            # Without this, DDIM with strong guidance follows an ε̂ that points far outside the data
+            # range and saturates the images.
             x0_hat = x0_hat.clamp(-1.0, 1.0)
+            eps_hat = x0_to_eps(x0_hat, x, alpha_bar[t])
         x = step(x, x0_hat, eps_hat, coef, randn() if coef.sigma > 0 else None)
         if traj is not None:
             traj.x_t.append(x.cpu())
