@@ -37,7 +37,7 @@ def md5sum(path: str | os.PathLike) -> str:
 
 def fetch_url(url: str, dest: Path, timeout: float = DOWNLOAD_TIMEOUT_S, progress: bool = True) -> None:
     """Stream ``url`` into the open-able path ``dest`` (raises ``OSError``/``URLError`` on failure)."""
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     with urllib.request.urlopen(url, timeout=timeout) as response, open(dest, "wb") as out:
         total = int(response.headers.get("Content-Length") or 0) or None

@@ -30,7 +30,7 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm  # plain text bars: no ipywidgets needed in notebooks
 
 from genlab.diffusion.guidance import as_labels, check_guidance, guided_model_output
 from genlab.diffusion.parameterization import check_prediction, predict_x0_eps, x0_to_eps

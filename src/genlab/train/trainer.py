@@ -21,7 +21,7 @@ from typing import Callable, Sequence
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm  # plain text bars: no ipywidgets needed in notebooks
 
 from genlab.device import resolve_device
 from genlab.errors import CheckpointError, ConfigError, GenlabError
