@@ -1,12 +1,38 @@
 """genlab.nn: the networks of the course.
 
-- :mod:`genlab.nn.embeddings`  sinusoidal timestep encoding
-- :mod:`genlab.nn.unet`        time- (and class-) conditioned U-Net for diffusion
+- :mod:`genlab.nn.embeddings`    sinusoidal timestep encoding
+- :mod:`genlab.nn.unet`          time- (and class-) conditioned U-Net for diffusion
+- :mod:`genlab.nn.toy_denoiser`  residual MLP denoiser for 2-D toy data
 - :mod:`genlab.nn.mlp`, :mod:`genlab.nn.classifier`  MLP and CNN classifiers
-- :mod:`genlab.nn.vae`         VAE and conditional VAE
+- :mod:`genlab.nn.vae`           VAE, β-VAE and conditional VAE
 """
 
+from genlab.nn.classifier import (
+    ConvClassifier,
+    ConvClassifierConfig,
+    accuracy,
+    cross_entropy_loss,
+    predict,
+    train_classifier,
+)
 from genlab.nn.embeddings import TimestepEmbedding, sinusoidal_embedding
+from genlab.nn.mlp import MLPClassifier, MLPConfig, make_mlp
+from genlab.nn.toy_denoiser import ToyDenoiser, ToyDenoiserConfig
 from genlab.nn.unet import UNet, UNetConfig, count_parameters
+from genlab.nn.vae import (
+    VAE,
+    VAEConfig,
+    elbo_terms,
+    gaussian_kl,
+    importance_log_likelihood,
+    reconstruction_nll,
+    reparameterize,
+    vae_loss,
+)
 
-__all__ = ["TimestepEmbedding", "UNet", "UNetConfig", "count_parameters", "sinusoidal_embedding"]
+__all__ = [
+    "VAE", "ConvClassifier", "ConvClassifierConfig", "MLPClassifier", "MLPConfig", "TimestepEmbedding",
+    "ToyDenoiser", "ToyDenoiserConfig", "UNet", "UNetConfig", "VAEConfig", "accuracy", "count_parameters",
+    "cross_entropy_loss", "elbo_terms", "gaussian_kl", "importance_log_likelihood", "make_mlp", "predict",
+    "reconstruction_nll", "reparameterize", "sinusoidal_embedding", "train_classifier", "vae_loss",
+]  # fmt: skip
