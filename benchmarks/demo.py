@@ -23,7 +23,7 @@ def main() -> None:
     ok_time, ok_acc = metrics["wall_seconds"] <= 180, metrics["conditional_accuracy"] >= 0.90
     print(f"target ≤ 180 s: {'met' if ok_time else 'MISSED'} ({metrics['wall_seconds']:.0f} s); "
           f"target ≥ 90 %: {'met' if ok_acc else 'MISSED'} ({metrics['conditional_accuracy']:.1%})")  # fmt: skip
-    save("demo", {**info, **metrics})
+    save("demo", {**metrics, **info})
 
 
 if __name__ == "__main__":

@@ -24,13 +24,14 @@ import argparse
 import json
 import math
 import os
-import platform
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine_info  # noqa: E402
 
 from genlab.data import data_root, load_mnist
 from genlab.nn.vae import VAE, VAEConfig, elbo_terms, importance_log_likelihood, vae_loss
@@ -41,27 +42,9 @@ N_TRAIN, N_EVAL = 9_000, 1_000
 D = 28 * 28
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def machine() -> dict:
-    return {
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "cpu": cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "load_average_1_5_15min": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,  # other work on the machine
-    }
+    load = list(os.getloadavg()) if hasattr(os, "getloadavg") else None  # other work on the machine
+    return {**machine_info(), "load_average_1_5_15min": load}
 
 
 def bits_per_dim(nats: float) -> float:
@@ -107,7 +90,8 @@ def main() -> None:
     x_train, x_eval = binary[:N_TRAIN], binary[N_TRAIN : N_TRAIN + N_EVAL]
     data_note = (f"MNIST test split from {data_root()}: trained on images 0..{N_TRAIN - 1}, "
                  f"evaluated on images {N_TRAIN}..{N_TRAIN + N_EVAL - 1}; statically binarised at 0.5")
-    print(datetime.now(timezone.utc).isoformat(timespec="seconds"), "|", machine())
+    info = machine()
+    print(f"date: {info['date']} | machine: {info['machine']} | torch {info['torch']} ({info['torch_threads']} threads)")
     print(data_note)
     print(f"ELBO and log p(x) per image in nats; bits/dim = -nats / ({D} ln 2)\n")
 
@@ -138,8 +122,7 @@ def main() -> None:
 
     report = {
         "benchmark": "vae_mnist",
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": machine(),
+        **info,
         "command": " ".join(sys.argv),
         "data": data_note,
         "conventions": {

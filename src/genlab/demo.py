@@ -108,7 +108,7 @@ def run_demo(out_dir: str | Path = "outputs/demo", config: DemoConfig | None = N
         "final_loss": sum(result.losses[-50:]) / len(result.losses[-50:]),
         "config": asdict(cfg),
         "threads": torch.get_num_threads(),
-        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "platform": platform.platform(),
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     _say("")
