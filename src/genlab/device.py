@@ -20,3 +20,12 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     if device is None or device == "auto":
         return default_device()
     return torch.device(device)
+
+
+def module_device(model) -> torch.device:
+    """Where a model's parameters live; the CPU for plain callables and parameter-free modules."""
+    params = getattr(model, "parameters", None)
+    if params is not None:
+        for p in params():
+            return p.device
+    return torch.device("cpu")

@@ -35,6 +35,7 @@ from tqdm import tqdm  # plain text bars: no ipywidgets needed in notebooks
 from genlab.diffusion.guidance import as_labels, check_guidance, guided_model_output
 from genlab.diffusion.parameterization import check_prediction, predict_x0_eps, x0_to_eps
 from genlab.diffusion.schedules import NoiseSchedule
+from genlab.device import module_device
 from genlab.errors import ConfigError
 
 __all__ = [
@@ -239,11 +240,7 @@ def _infer_device(model, x_T: torch.Tensor | None, device) -> torch.device:
         return torch.device(device)
     if x_T is not None:
         return x_T.device
-    params = getattr(model, "parameters", None)
-    if params is not None:
-        for p in params():
-            return p.device
-    return torch.device("cpu")
+    return module_device(model)
 
 
 @torch.no_grad()

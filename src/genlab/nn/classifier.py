@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genlab.device import module_device
 from genlab.errors import ConfigError
 from genlab.nn.mlp import MLPClassifier, MLPConfig
 
@@ -76,15 +77,10 @@ class ConvClassifier(nn.Module):
         return self.head(self.features(x))
 
 
-def _model_device(model: nn.Module) -> torch.device:
-    p = next(model.parameters(), None)
-    return p.device if p is not None else torch.device("cpu")
-
-
 def cross_entropy_loss(model: nn.Module, batch: tuple[torch.Tensor, ...], generator=None) -> torch.Tensor:
     """``loss_fn`` for :func:`genlab.train.fit`: batch = (images, labels) → mean cross-entropy."""
     x, y = batch[0], batch[1]
-    device = _model_device(model)
+    device = module_device(model)
     return F.cross_entropy(model(x.to(device)), y.to(device))
 
 
@@ -127,7 +123,7 @@ def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 512) -> to
     """Predicted class (argmax of the logits) for each image, as int64 on the CPU."""
     was_training = model.training
     model.eval()
-    device = _model_device(model)
+    device = module_device(model)
     out = [model(images[i : i + batch_size].to(device)).argmax(1).cpu() for i in range(0, len(images), batch_size)]
     model.train(was_training)
     return torch.cat(out) if out else torch.empty(0, dtype=torch.long)

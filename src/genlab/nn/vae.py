@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genlab.device import module_device
 from genlab.errors import ConfigError, GenlabError
 from genlab.nn.mlp import make_mlp
 
@@ -254,7 +255,7 @@ def elbo_terms(
 
 def vae_loss(model: VAE, batch: tuple[torch.Tensor, ...], generator: torch.Generator | None = None) -> torch.Tensor:
     """``loss_fn`` for :func:`genlab.train.fit`: batch (x,) or (x, y); labels are used iff the VAE is conditional."""
-    device = next(model.parameters()).device
+    device = module_device(model)
     x = batch[0].to(device)
     y = batch[1].to(device) if model.config.num_classes > 0 else None
     return elbo_terms(model, x, y, generator)["loss"]
