@@ -6,10 +6,10 @@ import torch
 from diffusers import DDPMScheduler
 from scipy import stats
 
-from genlab.diffusion import NoiseSchedule, linear_betas, make_schedule, q_posterior, q_sample, q_step
+from genlab.diffusion import NoiseSchedule, make_schedule, q_posterior, q_sample, q_step
 
 # Large steps (β up to 0.2, T = 20) so that an off-by-one in t would move the law a lot.
-COARSE = NoiseSchedule.from_betas(linear_betas(20, 0.02, 0.2))
+COARSE = NoiseSchedule.from_betas(torch.linspace(0.02, 0.2, 20, dtype=torch.float64))
 
 
 def run_chain(x0, t, schedule, generator):

@@ -10,15 +10,26 @@ from diffusers import DDPMScheduler
 
 from genlab.diffusion import (
     PREDICTIONS,
+    ContinuousVP,
+    DiffusionLoss,
+    RectifiedFlow,
+    VEProcess,
     convert,
     diffusion_loss,
     make_diffusion_loss,
     make_schedule,
     min_snr_weight,
     predict_x0_eps,
-    x0_eps_to_v,
+    target_from_x0_eps,
 )
+from genlab.diffusion.parameterization import x0_error_factor
 from genlab.errors import ConfigError
+
+VP_PREDICTIONS = ("epsilon", "x0", "v")
+
+
+def x0_eps_to_v(x0, eps, ab):
+    return target_from_x0_eps(x0, eps, ab.sqrt(), (1 - ab).sqrt(), "v")
 
 
 @pytest.fixture
@@ -31,6 +42,48 @@ def data():
     return {"epsilon": eps, "x0": x0, "v": x0_eps_to_v(x0, eps, ab)}, x_t, ab
 
 
+PROCESSES = [make_schedule("linear", 100), ContinuousVP("linear"), ContinuousVP("cosine"), VEProcess(), RectifiedFlow()]
+
+
+@pytest.mark.parametrize("process", PROCESSES, ids=lambda p: p.kind + getattr(p, "schedule", ""))
+def test_conversions_are_exact_for_every_process(process):
+    # Every prediction type maps back to (x₀, ε) exactly, for processes with α² + σ² ≠ 1 too.
+    g = torch.Generator().manual_seed(1)
+    x0, eps = torch.randn(5, 3, generator=g, dtype=torch.float64), torch.randn(5, 3, generator=g, dtype=torch.float64)
+    if process.discrete:
+        t, kinds = torch.tensor([0, 10, 50, 98, 99]), VP_PREDICTIONS
+    else:
+        t, kinds = torch.tensor([0.05, 0.3, 0.5, 0.7, 0.95], dtype=torch.float64) * process.t_max, PREDICTIONS
+    a, s = (v.view(-1, 1) for v in process.alpha_sigma(t))
+    da = ds = None
+    if not process.discrete:
+        da, ds = (v.view(-1, 1) for v in process.d_alpha_sigma(t))
+        # the derivatives are those of α(t), σ(t): central differences
+        h = 1e-6 * process.t_max
+        ap, sp = process.alpha_sigma(t + h)
+        am, sm = process.alpha_sigma(t - h)
+        torch.testing.assert_close(da.flatten(), (ap - am) / (2 * h), rtol=1e-6, atol=1e-8)
+        torch.testing.assert_close(ds.flatten(), (sp - sm) / (2 * h), rtol=1e-6, atol=1e-8)
+    x_t = a * x0 + s * eps
+    for kind in kinds:
+        pred = target_from_x0_eps(x0, eps, a, s, kind, da, ds)
+        x0_hat, eps_hat = predict_x0_eps(pred, x_t, a, s, kind, da, ds)
+        torch.testing.assert_close(x0_hat, x0, rtol=1e-9, atol=1e-9)
+        torch.testing.assert_close(eps_hat, eps, rtol=1e-9, atol=1e-9)
+        # x0_error_factor: an x̂₀ error δ shows as ‖pred error‖² = f ‖δ‖² at fixed x_t
+        delta = 1e-3 * torch.randn(5, 3, generator=g, dtype=torch.float64)
+        eps_d = (x_t - a * (x0 + delta)) / s
+        err = target_from_x0_eps(x0 + delta, eps_d, a, s, kind, da, ds) - pred
+        f = x0_error_factor(kind, a, s, da, ds)
+        torch.testing.assert_close((err**2).sum(1), (f * delta**2).sum(1) if torch.is_tensor(f) else f * (delta**2).sum(1), rtol=1e-6, atol=1e-15)
+
+
+def test_rectified_flow_velocity_is_eps_minus_x0():
+    x0, eps = torch.randn(4, 2), torch.randn(4, 2)
+    u = target_from_x0_eps(x0, eps, 0.6, 0.4, "velocity", -1.0, 1.0)
+    torch.testing.assert_close(u, eps - x0)
+
+
 def test_v_target_equals_diffusers_get_velocity():
     s = make_schedule("linear", 1000)
     g = torch.Generator().manual_seed(0)
@@ -41,35 +94,39 @@ def test_v_target_equals_diffusers_get_velocity():
     torch.testing.assert_close(x0_eps_to_v(x0, eps, ab), ref, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("src, dst", list(itertools.permutations(PREDICTIONS, 2)))
+@pytest.mark.parametrize("src, dst", list(itertools.permutations(VP_PREDICTIONS, 2)))
 def test_conversions_are_exact(data, src, dst):
     preds, x_t, ab = data
-    torch.testing.assert_close(convert(preds[src], src, dst, x_t, ab), preds[dst], rtol=1e-10, atol=1e-10)
-    back = convert(convert(preds[src], src, dst, x_t, ab), dst, src, x_t, ab)
+    a, s = ab.sqrt(), (1 - ab).sqrt()
+    torch.testing.assert_close(convert(preds[src], src, dst, x_t, a, s), preds[dst], rtol=1e-10, atol=1e-10)
+    back = convert(convert(preds[src], src, dst, x_t, a, s), dst, src, x_t, a, s)
     torch.testing.assert_close(back, preds[src], rtol=1e-10, atol=1e-10)
 
 
-@pytest.mark.parametrize("kind", PREDICTIONS)
+@pytest.mark.parametrize("kind", VP_PREDICTIONS)
 def test_predict_x0_eps(data, kind):
     preds, x_t, ab = data
-    x0, eps = predict_x0_eps(preds[kind], x_t, ab, kind)
+    x0, eps = predict_x0_eps(preds[kind], x_t, ab.sqrt(), (1 - ab).sqrt(), kind)
     torch.testing.assert_close(x0, preds["x0"], rtol=1e-10, atol=1e-10)
     torch.testing.assert_close(eps, preds["epsilon"], rtol=1e-10, atol=1e-10)
-    # Python-float ᾱ works too.
-    x0_f, _ = predict_x0_eps(preds[kind][:1], x_t[:1], ab[0].item(), kind)
+    # Python-float α, σ work too.
+    a = ab[0].item()
+    x0_f, _ = predict_x0_eps(preds[kind][:1], x_t[:1], a**0.5, (1 - a) ** 0.5, kind)
     torch.testing.assert_close(x0_f, preds["x0"][:1], rtol=1e-10, atol=1e-10)
 
 
 def test_v_conversions_survive_zero_terminal_snr():
     v, x_t = torch.randn(5), torch.randn(5)
-    x0, eps = predict_x0_eps(v, x_t, 0.0, "v")  # ᾱ = 0: x_t is pure noise
+    x0, eps = predict_x0_eps(v, x_t, 0.0, 1.0, "v")  # α = 0: x_t is pure noise
     torch.testing.assert_close(x0, -v)
     torch.testing.assert_close(eps, x_t)
 
 
 def test_unknown_prediction_raises():
     with pytest.raises(ConfigError, match="v_prediction"):
-        convert(torch.zeros(1), "sample", "epsilon", torch.zeros(1), 0.5)
+        convert(torch.zeros(1), "sample", "epsilon", torch.zeros(1), 0.5, 0.5)
+    with pytest.raises(ConfigError, match="continuous process"):
+        predict_x0_eps(torch.zeros(1), torch.zeros(1), 0.5, 0.5, "velocity")
 
 
 # ------------------------------------------------------------------------------------------
@@ -114,7 +171,7 @@ def hand_loss(model, x0, seed, schedule, prediction, y=None, p=0.0, null=None, g
     return err.mean(), t, y
 
 
-@pytest.mark.parametrize("prediction", PREDICTIONS)
+@pytest.mark.parametrize("prediction", VP_PREDICTIONS)
 @pytest.mark.parametrize("gamma", [None, 5.0])
 def test_loss_equals_hand_computation(prediction, gamma):
     s = make_schedule("cosine", 100)
@@ -160,9 +217,13 @@ def test_min_snr_weights_match_formulas():
     m = np.minimum(snr.numpy(), gamma)
     with np.errstate(divide="ignore", invalid="ignore"):
         eps_ref = np.where(snr.numpy() > 0, m / snr.numpy(), 1.0)  # limit 1 as SNR → 0
-    np.testing.assert_allclose(min_snr_weight(snr, gamma, "epsilon").numpy(), eps_ref, rtol=1e-14)
-    np.testing.assert_allclose(min_snr_weight(snr, gamma, "x0").numpy(), m, rtol=1e-14)
-    np.testing.assert_allclose(min_snr_weight(snr, gamma, "v").numpy(), m / (snr.numpy() + 1), rtol=1e-14)
+    a, s = (snr / (1 + snr)).sqrt(), (1 / (1 + snr)).sqrt()  # a VP process with these SNRs
+    np.testing.assert_allclose(min_snr_weight(a, s, gamma, "epsilon").numpy(), eps_ref, rtol=1e-12)
+    np.testing.assert_allclose(min_snr_weight(a, s, gamma, "x0").numpy(), m, rtol=1e-12)
+    np.testing.assert_allclose(min_snr_weight(a, s, gamma, "v").numpy(), m / (snr.numpy() + 1), rtol=1e-12)
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(ConfigError, match="min_snr_gamma"):
+            min_snr_weight(a, s, bad)
 
 
 def test_min_snr_losses_agree_across_parameterisations():
@@ -176,13 +237,13 @@ def test_min_snr_losses_agree_across_parameterisations():
         def model(x_t, t, y=None):
             a = ab[t].view(-1, 1, 1, 1)
             x0_hat = 0.5 * x_t  # any function of x_t
-            return convert(x0_hat, "x0", kind, x_t, a) if kind != "x0" else x0_hat
+            return convert(x0_hat, "x0", kind, x_t, a.sqrt(), (1 - a).sqrt()) if kind != "x0" else x0_hat
 
         return model
 
     losses = {
         kind: diffusion_loss(net(kind), x0, torch.Generator().manual_seed(9), s, prediction=kind, min_snr_gamma=5.0)
-        for kind in PREDICTIONS
+        for kind in VP_PREDICTIONS
     }
     assert torch.isfinite(losses["epsilon"])
     torch.testing.assert_close(losses["epsilon"], losses["x0"], rtol=1e-9, atol=0)
@@ -194,7 +255,7 @@ def test_make_diffusion_loss_matches_partial():
     x0, y = torch.randn(4, 1, 2, 2), torch.tensor([1, 2, 3, 4])
     model = Affine()
     loss_fn = make_diffusion_loss(s, prediction="v", conditional=True, cond_drop_prob=0.3, null_label=10)
-    ref = functools.partial(diffusion_loss, schedule=s, prediction="v", cond_drop_prob=0.3, null_label=10)
+    ref = functools.partial(diffusion_loss, process=s, prediction="v", cond_drop_prob=0.3, null_label=10)
     a = loss_fn(model, (x0, y), torch.Generator().manual_seed(4))
     b = ref(model, x0, torch.Generator().manual_seed(4), y=y)
     assert a.item() == b.item()

@@ -1,5 +1,6 @@
 """Noise schedules: exact values, closed forms, and agreement with diffusers' schedulers."""
 
+import json
 import math
 
 import numpy as np
@@ -8,7 +9,11 @@ import torch
 from diffusers import DDPMScheduler
 
 from genlab.diffusion import (
+    ContinuousVP,
     NoiseSchedule,
+    RectifiedFlow,
+    VEProcess,
+    process_from_config,
     cosine_betas,
     extract,
     linear_betas,
@@ -162,3 +167,87 @@ def test_bad_betas_raise(bad):
 def test_unknown_schedule_name_raises():
     with pytest.raises(ConfigError, match="cosine"):
         make_schedule("cosin")
+
+
+# ------------------------------------------------------------------------------------------
+# T is honoured; processes as data
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["linear", "quadratic", "sigmoid", "cosine"])
+@pytest.mark.parametrize("T", [50, 100, 250, 500, 2000])
+def test_terminal_snr_does_not_depend_on_T(name, T):
+    # betas scaled by 1000/T (improved DDPM): Σβ ≈ the same, so ᾱ_{T-1} stays tiny for small T.
+    ref, s = make_schedule(name, 1000), make_schedule(name, T)
+    ab_T, ref_T = s.alphas_cumprod[-1].item(), ref.alphas_cumprod[-1].item()
+    if name == "cosine":
+        assert ab_T < 1e-6 and ref_T < 1e-6  # cosine ends near 0 by construction (capped last β)
+        return
+    # Σβ is what the scaling preserves (to O(1/T) for the curved schedules) …
+    assert s.betas.sum().item() == pytest.approx(ref.betas.sum().item(), rel=0.02)
+    # … so the terminal SNR is never much worse than at T = 1000 (smaller T: larger β, lower ᾱ_T;
+    # the unscaled T = 100 linear schedule ended at ᾱ = 0.36, far from noise).
+    assert ab_T <= 1.05 * ref_T, (ab_T, ref_T)
+    assert ab_T < 1e-3  # sampling from N(0, I) is justified: the data weight √ᾱ_T is < 3 %
+
+
+def test_scaled_betas_follow_improved_ddpm():
+    b = linear_betas(100)
+    np.testing.assert_allclose(b.numpy(), np.linspace(1e-4 * 10, 0.02 * 10, 100), rtol=1e-12)
+    assert linear_betas(10).max().item() == 0.999  # 0.02 · 100 = 2 is capped
+    np.testing.assert_allclose(quadratic_betas(1000).numpy(), (np.linspace(1e-2, np.sqrt(0.02), 1000)) ** 2, rtol=1e-12)
+
+
+@pytest.mark.parametrize("bad", [dict(beta_start=float("nan")), dict(beta_start=-1e-4), dict(beta_end=1e-5), dict(beta_end=2.0)])
+def test_bad_beta_arguments_raise(bad):
+    with pytest.raises(ConfigError, match="beta_"):
+        make_schedule("linear", 1000, **bad)
+
+
+@pytest.mark.parametrize("T", [0, -5, 2.5, True])
+def test_bad_T_raises(T):
+    with pytest.raises(ConfigError, match="T"):
+        make_schedule("linear", T)
+
+
+def test_schedule_is_a_process():
+    s = make_schedule("cosine", 50)
+    a, sig = s.alpha_sigma(torch.tensor([-1, 0, 49]))
+    assert a[0].item() == 1.0 and sig[0].item() == 0.0  # t = −1 is the data
+    torch.testing.assert_close(a[1:] ** 2, s.alphas_cumprod[[0, 49]], rtol=1e-12, atol=0)
+    torch.testing.assert_close(a**2 + sig**2, torch.ones(3, dtype=torch.float64), rtol=1e-12, atol=0)
+    with pytest.raises(ConfigError, match="integer"):
+        s.alpha_sigma(2.5)
+    with pytest.raises(ConfigError, match="-1..49"):
+        s.alpha_sigma(50)
+
+
+@pytest.mark.parametrize(
+    "process",
+    [make_schedule("sigmoid", 30, zero_terminal_snr=True), ContinuousVP("linear", 0.2, 15.0), ContinuousVP("cosine"), VEProcess(40.0), RectifiedFlow()],
+    ids=lambda p: p.kind,
+)
+def test_process_config_round_trip(process):
+    cfg = json.loads(json.dumps(process.config()))  # through JSON, as in a checkpoint
+    again = process_from_config(cfg)
+    t = torch.tensor([-1, 0, 7, 29]) if process.discrete else torch.tensor([0.0, 0.1, 0.5, 1.0], dtype=torch.float64) * process.t_max
+    for u, v in zip(process.alpha_sigma(t), again.alpha_sigma(t)):
+        assert torch.equal(u, v)
+    assert type(again) is type(process)
+
+
+def test_continuous_processes_closed_forms():
+    t = torch.linspace(0, 1, 11, dtype=torch.float64)
+    a, s = ContinuousVP("linear", 0.1, 20.0).alpha_sigma(t)
+    # Song et al. (2021), VP-SDE: log α(t) = −¼ t² (β_max − β_min) − ½ t β_min
+    np.testing.assert_allclose(a.numpy(), np.exp(-0.25 * t.numpy() ** 2 * 19.9 - 0.05 * t.numpy()), rtol=1e-12)
+    np.testing.assert_allclose((a**2 + s**2).numpy(), 1.0, rtol=1e-12)
+    a, s = RectifiedFlow().alpha_sigma(t)
+    assert torch.equal(a, 1 - t) and torch.equal(s, t)
+    assert ContinuousVP("cosine").alpha_sigma(1.0)[0].item() == pytest.approx(0.0, abs=1e-15)  # zero terminal SNR
+
+
+@pytest.mark.parametrize("bad", [{"kind": "nope"}, {"kind": "ve", "sigma_max": -1}, {"kind": "discrete_vp"}, {"kind": "continuous_vp", "schedule": "x"}, [1, 2]])
+def test_bad_process_configs_raise(bad):
+    with pytest.raises(ConfigError):
+        process_from_config(bad)

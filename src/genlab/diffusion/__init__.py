@@ -1,42 +1,56 @@
-"""genlab.diffusion: DDPM/DDIM from schedules to samplers, one idea per module.
+"""genlab.diffusion: diffusion models from processes to samplers, one idea per module.
 
-- :mod:`.schedules`         β schedules, zero-terminal-SNR rescaling, :class:`NoiseSchedule`
+- :mod:`.process`           x_t = α(t) x₀ + σ(t) ε: continuous VP, VE (EDM), rectified flow; the posterior
+- :mod:`.schedules`         discrete β schedules, zero-terminal-SNR rescaling, :class:`NoiseSchedule`
 - :mod:`.forward`           q(x_t|x_{t-1}), q(x_t|x_0), the posterior q(x_{t-1}|x_t, x_0)
-- :mod:`.parameterization`  ε ↔ x₀ ↔ v conversions
-- :mod:`.losses`            L_simple with condition dropout and Min-SNR-γ weighting
-- :mod:`.guidance`          class conditioning and classifier-free guidance
-- :mod:`.samplers`          timestep grids, DDPM and DDIM samplers
+- :mod:`.parameterization`  ε ↔ x₀ ↔ v ↔ velocity conversions
+- :mod:`.losses`            the objective: process + target + weighting + time sampler
+- :mod:`.denoisers`         the one denoiser interface x̂₀ = D(x_t, t) and its adapters (ε/x₀/v nets, EDM)
+- :mod:`.guidance`          classifier-free guidance as a denoiser wrapper
+- :mod:`.thresholding`      clipping and dynamic thresholding of x̂₀ as denoiser wrappers
+- :mod:`.noise`             per-sample noise: sample i depends on (seed, i) only
+- :mod:`.samplers`          grids, DDPM and DDIM over a denoiser, step callbacks
+- :mod:`.sampling`          many samples in chunks, one condition per sample
 
-Index convention (as in diffusers): t = 0..T-1 and ᾱ_t = prod_{s<=t} (1 - β_s).
-Model interface: ``model(x_t, t, y=None) -> Tensor`` with t int64 (B,), y int64 (B,) or None.
+Index convention of discrete schedules (as in diffusers): t = 0..T-1 and ᾱ_t = prod_{s<=t} (1 - β_s);
+t = −1 is the data. Network interface: ``net(x_t, t, y=None) -> Tensor``.
 """
 
+from genlab.diffusion.denoisers import Conditioned, EDMPrecond, NetworkDenoiser
 from genlab.diffusion.forward import q_posterior, q_sample, q_step
-from genlab.diffusion.guidance import cfg_combine, guided_model_output
-from genlab.diffusion.losses import diffusion_loss, make_diffusion_loss, min_snr_weight
-from genlab.diffusion.parameterization import (
-    PREDICTIONS,
-    convert,
-    eps_to_v,
-    eps_to_x0,
-    predict_x0_eps,
-    v_to_eps,
-    v_to_x0,
-    x0_eps_to_v,
-    x0_to_eps,
-    x0_to_v,
+from genlab.diffusion.guidance import ClassifierFreeGuidance, cfg_combine
+from genlab.diffusion.losses import (
+    WEIGHTINGS,
+    DiffusionLoss,
+    LogitNormalTime,
+    LogNormalSigma,
+    UniformTime,
+    diffusion_loss,
+    make_diffusion_loss,
+    min_snr_weight,
+)
+from genlab.diffusion.noise import SampleNoise, randn_like
+from genlab.diffusion.parameterization import PREDICTIONS, convert, predict_x0_eps, target_from_x0_eps
+from genlab.diffusion.process import (
+    ContinuousVP,
+    Process,
+    RectifiedFlow,
+    VEProcess,
+    posterior_coefficients,
+    process_from_config,
 )
 from genlab.diffusion.samplers import (
     SPACINGS,
+    StepInfo,
     Trajectory,
     ddim_coefficients,
     ddim_sample,
-    ddim_step,
     ddpm_coefficients,
     ddpm_sample,
-    ddpm_step,
+    sampling_grid,
     timesteps_grid,
 )
+from genlab.diffusion.sampling import sample
 from genlab.diffusion.schedules import (
     SCHEDULES,
     NoiseSchedule,
@@ -49,43 +63,16 @@ from genlab.diffusion.schedules import (
     sigmoid_betas,
     snr,
 )
+from genlab.diffusion.thresholding import ClipX0, DynamicThreshold
 
 __all__ = [
-    "PREDICTIONS",
-    "SCHEDULES",
-    "SPACINGS",
-    "NoiseSchedule",
-    "Trajectory",
-    "cfg_combine",
-    "convert",
-    "cosine_betas",
-    "ddim_coefficients",
-    "ddim_sample",
-    "ddim_step",
-    "ddpm_coefficients",
-    "ddpm_sample",
-    "ddpm_step",
-    "diffusion_loss",
-    "eps_to_v",
-    "eps_to_x0",
-    "extract",
-    "guided_model_output",
-    "linear_betas",
-    "make_diffusion_loss",
-    "make_schedule",
-    "min_snr_weight",
-    "predict_x0_eps",
-    "q_posterior",
-    "q_sample",
-    "q_step",
-    "quadratic_betas",
-    "rescale_zero_terminal_snr",
-    "sigmoid_betas",
-    "snr",
-    "timesteps_grid",
-    "v_to_eps",
-    "v_to_x0",
-    "x0_eps_to_v",
-    "x0_to_eps",
-    "x0_to_v",
-]
+    "PREDICTIONS", "SCHEDULES", "SPACINGS", "WEIGHTINGS",
+    "ClassifierFreeGuidance", "ClipX0", "Conditioned", "ContinuousVP", "DiffusionLoss", "DynamicThreshold",
+    "EDMPrecond", "LogNormalSigma", "LogitNormalTime", "NetworkDenoiser", "NoiseSchedule", "Process",
+    "RectifiedFlow", "SampleNoise", "StepInfo", "Trajectory", "UniformTime", "VEProcess",
+    "cfg_combine", "convert", "cosine_betas", "ddim_coefficients", "ddim_sample", "ddpm_coefficients",
+    "ddpm_sample", "diffusion_loss", "extract", "linear_betas", "make_diffusion_loss", "make_schedule",
+    "min_snr_weight", "posterior_coefficients", "predict_x0_eps", "process_from_config", "q_posterior",
+    "q_sample", "q_step", "quadratic_betas", "randn_like", "rescale_zero_terminal_snr", "sample",
+    "sampling_grid", "sigmoid_betas", "snr", "target_from_x0_eps", "timesteps_grid",
+]  # fmt: skip

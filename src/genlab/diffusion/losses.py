@@ -1,125 +1,237 @@
-"""Training objective: the simplified DDPM loss, optionally Min-SNR-γ weighted.
+"""Training objective = process + prediction target + weighting + time sampler.
 
-    L_simple = E_{t, x_0, ε} ‖ target − model(x_t, t, y) ‖²,   x_t = √ᾱ_t x_0 + √(1-ᾱ_t) ε
+    L = E_{t ~ p(t), x₀, ε} [ w(t) · ‖ target − model(x_t, t, y) ‖² ],   x_t = α(t) x₀ + σ(t) ε
 
-with t ~ Uniform{0..T-1}, ε ~ N(0, I) and target ε, x_0 or v = √ᾱ_t ε − √(1-ᾱ_t) x_0
-(Ho et al. 2020, eq. 14; Salimans & Ho 2022 for v).
+- process: any of :mod:`.process` (a discrete VP schedule, continuous VP, VE, rectified flow);
+- target: ε, x₀, v = α ε − σ x₀, or the velocity u = α̇ x₀ + σ̇ ε (:mod:`.parameterization`);
+- weighting w(t): ``"none"`` (L_simple, Ho et al. 2020, eq. 14), ``"min_snr"`` (Hang et al. 2023),
+  ``"edm"`` (λ(σ) = (σ² + σ_data²)/(σ σ_data)², Karras et al. 2022, for an x₀-predicting
+  :class:`~genlab.diffusion.denoisers.EDMPrecond`);
+- time sampler p(t): :class:`UniformTime` (uniform over {0..T−1} for a discrete schedule),
+  :class:`LogitNormalTime` (Esser et al. 2024, for rectified flow), :class:`LogNormalSigma` (EDM).
 
-Min-SNR-γ (Hang et al. 2023) weights each timestep so that, whatever the target, the loss is
-min(SNR_t, γ) · ‖x̂_0 − x_0‖². Because ‖ε̂ − ε‖² = SNR_t ‖x̂_0 − x_0‖² and
-‖v̂ − v‖² = (SNR_t + 1) ‖x̂_0 − x_0‖², the weight per target is
-
-    ε:   min(SNR_t, γ) / SNR_t          x_0:  min(SNR_t, γ)          v:  min(SNR_t, γ) / (SNR_t + 1)
+Min-SNR-γ weights each time so that, whatever the target, the loss is min(SNR, γ) · ‖x̂₀ − x₀‖².
+At a fixed x_t, ‖pred − target‖² = f · ‖x̂₀ − x₀‖² with f from
+:func:`~genlab.diffusion.parameterization.x0_error_factor` (ε: SNR, x₀: 1, v: SNR + 1 for a VP
+process), so w = min(SNR, γ) / f — for ε written min(1, γ/SNR), which is 1 at SNR = 0.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
 
 import torch
 
-from genlab.diffusion.forward import q_sample
-from genlab.diffusion.parameterization import check_prediction, x0_eps_to_v
-from genlab.diffusion.schedules import NoiseSchedule, extract
+from genlab.diffusion.guidance import null_like
+from genlab.diffusion.parameterization import check_prediction, target_from_x0_eps, x0_error_factor
+from genlab.diffusion.process import Process, VEProcess, check_finite
 from genlab.errors import ConfigError
 
-__all__ = ["diffusion_loss", "make_diffusion_loss", "min_snr_weight"]
+__all__ = [
+    "WEIGHTINGS",
+    "DiffusionLoss",
+    "LogNormalSigma",
+    "LogitNormalTime",
+    "UniformTime",
+    "diffusion_loss",
+    "make_diffusion_loss",
+    "min_snr_weight",
+]
+
+WEIGHTINGS = ("none", "min_snr", "edm")
 
 
-def min_snr_weight(snr: torch.Tensor, gamma: float, prediction: str = "epsilon") -> torch.Tensor:
-    """Min-SNR-γ loss weight for each SNR value (Hang et al. 2023, eq. 8 and its v/x₀ variants).
+# --- time samplers: t ~ p(t), one per batch element, drawn with the loss's generator ---------
 
-    ε: min(SNR, γ)/SNR (written min(1, γ/SNR), which is 1 at SNR = 0), x₀: min(SNR, γ),
-    v: min(SNR, γ)/(SNR + 1). ``snr`` is any tensor; the result has its shape and dtype.
+
+@dataclass(frozen=True)
+class UniformTime:
+    """t uniform: over {0..T−1} for a discrete schedule (``torch.randint``), else over
+    [t_clean + eps·Δ, t_max] with Δ = t_max − t_clean (eps keeps σ(t) > 0)."""
+
+    eps: float = 1e-3
+
+    def __call__(self, process: Process, n: int, generator: torch.Generator) -> torch.Tensor:
+        if getattr(process, "discrete", False):
+            return torch.randint(0, process.t_max + 1, (n,), generator=generator, device=generator.device).cpu()
+        u = torch.rand(n, generator=generator, device=generator.device, dtype=torch.float64).cpu()
+        lo, hi = float(process.t_clean), float(process.t_max)
+        return lo + (hi - lo) * (self.eps + (1 - self.eps) * u)
+
+
+@dataclass(frozen=True)
+class LogitNormalTime:
+    """t = sigmoid(mean + std · n), n ~ N(0, 1): more weight on middle times (SD3's choice for flows)."""
+
+    mean: float = 0.0
+    std: float = 1.0
+
+    def __call__(self, process: Process, n: int, generator: torch.Generator) -> torch.Tensor:
+        if getattr(process, "discrete", False) or (process.t_clean, process.t_max) != (0.0, 1.0):
+            raise ConfigError("LogitNormalTime needs a process on t ∈ [0, 1] (rectified flow, continuous VP)")
+        z = torch.randn(n, generator=generator, device=generator.device, dtype=torch.float64).cpu()
+        return torch.sigmoid(self.mean + self.std * z)
+
+
+@dataclass(frozen=True)
+class LogNormalSigma:
+    """σ = exp(p_mean + p_std · n), n ~ N(0, 1) (Karras et al. 2022, Table 1), for :class:`VEProcess`."""
+
+    p_mean: float = -1.2
+    p_std: float = 1.2
+
+    def __call__(self, process: Process, n: int, generator: torch.Generator) -> torch.Tensor:
+        if not isinstance(process, VEProcess):
+            raise ConfigError("LogNormalSigma samples EDM noise levels: use it with VEProcess")
+        z = torch.randn(n, generator=generator, device=generator.device, dtype=torch.float64).cpu()
+        return torch.exp(self.p_mean + self.p_std * z)
+
+
+TIME_SAMPLERS = {"uniform": UniformTime, "logit_normal": LogitNormalTime, "lognormal_sigma": LogNormalSigma}
+
+
+def min_snr_weight(alpha, sigma, gamma: float, prediction: str = "epsilon", d_alpha=None, d_sigma=None) -> torch.Tensor:
+    """Min-SNR-γ loss weight min(SNR, γ)/f at (α, σ) (module docstring), float64 like its inputs.
+
+    ε: min(1, γ/SNR); x₀: min(SNR, γ); v: min(SNR, γ) · σ² / (α² + σ²)² (VP: /(SNR + 1)).
     """
+    gamma = check_finite("min_snr_gamma", gamma, low=0.0, strict_low=True)
     check_prediction(prediction)
-    clipped = torch.clamp(snr, max=gamma)
+    snr = alpha**2 / sigma**2
     if prediction == "epsilon":
         return torch.clamp(gamma / snr, max=1.0)
-    if prediction == "x0":
-        return clipped
-    return clipped / (snr + 1)
+    return torch.clamp(snr, max=gamma) / x0_error_factor(prediction, alpha, sigma, d_alpha, d_sigma)
 
 
 def diffusion_loss(
     model: Callable[..., torch.Tensor],
     x0: torch.Tensor,
     generator: torch.Generator,
-    schedule: NoiseSchedule,
+    process: Process,
     *,
     prediction: str = "epsilon",
     y: torch.Tensor | None = None,
     cond_drop_prob: float = 0.0,
-    null_label: int | None = None,
+    null_label=None,
     min_snr_gamma: float | None = None,
+    weighting: str | None = None,
+    sigma_data: float = 0.5,
+    time_sampler: Callable = UniformTime(),
 ) -> torch.Tensor:
-    """One Monte Carlo estimate of L_simple on a batch; returns a scalar tensor.
+    """One Monte Carlo estimate of the loss on a batch; returns a scalar tensor.
 
-    x0: (B, ...) clean data; y: int64 (B,) class labels or None.
+    x0: (B, ...) clean data; y: the condition (B, ...) (int64 labels or a context) or None.
     Random draws, in this order, on ``generator``'s device (the CPU) and then moved to x0's device:
-      1. t ~ Uniform{0..T-1}, int64 (B,)        ``torch.randint``
-      2. ε ~ N(0, I), x0's shape                 ``torch.randn``
+      1. t ~ time_sampler, (B,)                 (discrete uniform: ``torch.randint(0, T, (B,))``)
+      2. ε ~ N(0, I), x0's shape                ``torch.randn``
       3. only if y is given and cond_drop_prob > 0: u ~ U(0,1) (B,); where u < cond_drop_prob,
          y is replaced by ``null_label`` (condition dropout for classifier-free guidance).
-    The loss is mean_b[ w_b · mean_pixels (model(x_t, t, y) − target)² ] with w_b = 1, or the
-    Min-SNR-γ weight of :func:`min_snr_weight` when ``min_snr_gamma`` is given.
+    The loss is mean_b[ w_b · mean_dims (model(x_t, net_time(t), y) − target)² ]. ``weighting``
+    defaults to ``"min_snr"`` when ``min_snr_gamma`` is given, else ``"none"``.
     """
     check_prediction(prediction)
+    weighting = weighting or ("min_snr" if min_snr_gamma is not None else "none")
+    if weighting not in WEIGHTINGS:
+        raise ConfigError(f"unknown loss weighting {weighting!r}; choose one of {WEIGHTINGS}")
+    if weighting == "edm" and prediction != "x0":
+        raise ConfigError("the EDM weighting is for an x0-predicting EDMPrecond network: use prediction='x0'")
+    cond_drop_prob = check_finite("cond_drop_prob", cond_drop_prob, low=0.0, high=1.0)
     if y is not None and cond_drop_prob > 0 and null_label is None:
         raise ConfigError("cond_drop_prob > 0 needs null_label=... (the label that means 'no condition')")
-    B, T, dev = x0.shape[0], schedule.num_timesteps, generator.device
-    t = torch.randint(0, T, (B,), generator=generator, device=dev).to(x0.device)
+    B, dev = x0.shape[0], generator.device
+    t = time_sampler(process, B, generator)  # (B,) on the CPU
     eps = torch.randn(x0.shape, generator=generator, device=dev, dtype=x0.dtype).to(x0.device)
     if y is not None and cond_drop_prob > 0:
         drop = (torch.rand(B, generator=generator, device=dev) < cond_drop_prob).to(x0.device)
-        y = torch.where(drop, torch.full_like(y, null_label), y)
+        y = torch.where(drop.view(-1, *([1] * (y.ndim - 1))), null_like(y, null_label), y)
 
-    x_t = q_sample(x0, t, schedule, eps)
-    if prediction == "epsilon":
-        target = eps
-    elif prediction == "x0":
-        target = x0
-    else:
-        target = x0_eps_to_v(x0, eps, extract(schedule.alphas_cumprod, t, x0))
+    a64, s64 = process.alpha_sigma(t)  # float64 (B,)
+    view = (-1,) + (1,) * (x0.ndim - 1)
+    a, s = (v.to(device=x0.device, dtype=x0.dtype).view(view) for v in (a64, s64))
+    da64 = ds64 = da = ds = None
+    if prediction == "velocity":
+        da64, ds64 = process.d_alpha_sigma(t)
+        da, ds = (v.to(device=x0.device, dtype=x0.dtype).view(view) for v in (da64, ds64))
+    x_t = a * x0 + s * eps
+    target = target_from_x0_eps(x0, eps, a, s, prediction, da, ds)
 
-    out = model(x_t, t, y=y)
+    out = model(x_t, process.net_time(t).to(x0.device), y=y)
     per_sample = ((out - target) ** 2).flatten(1).mean(dim=1)  # (B,)
-    if min_snr_gamma is not None:
-        w = min_snr_weight(schedule.snr, min_snr_gamma, prediction)  # (T,) float64
-        per_sample = per_sample * w[t.cpu()].to(device=x0.device, dtype=per_sample.dtype)
-    return per_sample.mean()
+    if weighting == "min_snr":
+        w = min_snr_weight(a64, s64, min_snr_gamma if min_snr_gamma is not None else 5.0, prediction, da64, ds64)
+    elif weighting == "edm":
+        sd = check_finite("sigma_data", sigma_data, low=0.0, strict_low=True)
+        sig = s64 / a64  # EDM's σ (= t for VEProcess)
+        w = (sig**2 + sd**2) / (sig * sd) ** 2
+    else:
+        return per_sample.mean()
+    return (per_sample * w.to(device=x0.device, dtype=per_sample.dtype)).mean()
+
+
+@dataclass
+class DiffusionLoss:
+    """``loss_fn(model, batch, generator)`` for :func:`genlab.train.fit`: the objective as data.
+
+    batch is ``(x0,)`` or ``(x0, y)``; y is used only when ``conditional``. :meth:`config`
+    describes the objective as JSON (a checkpoint stores it; resuming with another one is refused).
+    """
+
+    process: Process
+    prediction: str = "epsilon"
+    weighting: str = "none"  # "none" | "min_snr" | "edm"
+    min_snr_gamma: float = 5.0  # γ, for weighting="min_snr"
+    sigma_data: float = 0.5  # σ_data, for weighting="edm"
+    time_sampler: Callable = field(default_factory=UniformTime)
+    conditional: bool = False
+    cond_drop_prob: float = 0.0  # condition dropout (classifier-free guidance)
+    null_label: int | None = None  # the label that means "no condition"
+
+    def __post_init__(self):
+        check_prediction(self.prediction)
+        if self.weighting not in WEIGHTINGS:
+            raise ConfigError(f"unknown loss weighting {self.weighting!r}; choose one of {WEIGHTINGS}")
+        check_finite("min_snr_gamma", self.min_snr_gamma, low=0.0, strict_low=True)
+        check_finite("cond_drop_prob", self.cond_drop_prob, low=0.0, high=1.0)
+        if self.conditional and self.cond_drop_prob > 0 and self.null_label is None:
+            raise ConfigError("cond_drop_prob > 0 needs null_label=... (the label that means 'no condition')")
+
+    def __call__(self, model, batch: Sequence[torch.Tensor], generator: torch.Generator) -> torch.Tensor:
+        if self.conditional and len(batch) < 2:
+            raise ConfigError("a conditional diffusion loss needs batches of (images, labels); got images only")
+        return diffusion_loss(
+            model, batch[0], generator, self.process, prediction=self.prediction,
+            y=batch[1] if self.conditional else None,
+            cond_drop_prob=self.cond_drop_prob if self.conditional else 0.0, null_label=self.null_label,
+            min_snr_gamma=self.min_snr_gamma, weighting=self.weighting, sigma_data=self.sigma_data,
+            time_sampler=self.time_sampler,
+        )  # fmt: skip
+
+    def config(self) -> dict:
+        """The objective as JSON (the process by kind; its full config is stored separately)."""
+        sampler = self.time_sampler
+        name = next((k for k, v in TIME_SAMPLERS.items() if isinstance(sampler, v)), type(sampler).__name__)
+        return {
+            "process": self.process.kind, "prediction": self.prediction, "weighting": self.weighting,
+            "min_snr_gamma": self.min_snr_gamma if self.weighting == "min_snr" else None,
+            "sigma_data": self.sigma_data if self.weighting == "edm" else None,
+            "time_sampler": {"name": name, **(asdict(sampler) if hasattr(sampler, "__dataclass_fields__") else {})},
+            "conditional": self.conditional, "cond_drop_prob": self.cond_drop_prob, "null_label": self.null_label,
+        }  # fmt: skip
 
 
 def make_diffusion_loss(
-    schedule: NoiseSchedule,
+    process: Process,
     *,
     prediction: str = "epsilon",
     conditional: bool = False,
     cond_drop_prob: float = 0.0,
     null_label: int | None = None,
     min_snr_gamma: float | None = None,
-) -> Callable[[Callable[..., torch.Tensor], Sequence[torch.Tensor], torch.Generator], torch.Tensor]:
-    """``loss_fn(model, batch, generator)`` for :func:`genlab.train.fit`.
-
-    batch is ``(images,)`` or ``(images, labels)``; labels are used only when ``conditional``.
-    """
-    check_prediction(prediction)
-    if conditional and cond_drop_prob > 0 and null_label is None:
-        raise ConfigError("cond_drop_prob > 0 needs null_label=... (the label that means 'no condition')")
-
-    def loss_fn(model, batch, generator):
-        if conditional and len(batch) < 2:
-            raise ConfigError("a conditional diffusion loss needs batches of (images, labels); got images only")
-        return diffusion_loss(
-            model,
-            batch[0],
-            generator,
-            schedule,
-            prediction=prediction,
-            y=batch[1] if conditional else None,
-            cond_drop_prob=cond_drop_prob,
-            null_label=null_label,
-            min_snr_gamma=min_snr_gamma,
-        )
-
-    return loss_fn
+) -> DiffusionLoss:
+    """A :class:`DiffusionLoss` with L_simple (or Min-SNR-γ when ``min_snr_gamma`` is given)."""
+    return DiffusionLoss(
+        process, prediction=prediction, weighting="min_snr" if min_snr_gamma is not None else "none",
+        min_snr_gamma=min_snr_gamma if min_snr_gamma is not None else 5.0, conditional=conditional,
+        cond_drop_prob=cond_drop_prob if conditional else 0.0, null_label=null_label,
+    )  # fmt: skip

@@ -1,23 +1,25 @@
-"""What the network predicts: ε, x₀ or v — and exact conversions between them.
+"""What the network predicts — ε, x₀, v or the velocity — and exact conversions between them.
 
-Given x_t and ᾱ = ᾱ_t, the three targets carry the same information:
+For any process x_t = α x₀ + σ ε (see :mod:`.process`), at a fixed time t:
 
-    x_t = √ᾱ x₀ + √(1-ᾱ) ε                      (forward process)
-    v   = √ᾱ ε − √(1-ᾱ) x₀                      (Salimans & Ho 2022, "v-prediction")
+    ε         the noise                              ("epsilon"; diffusers: "epsilon")
+    x₀        the clean data                         ("x0";      diffusers: "sample")
+    v         α ε − σ x₀   (Salimans & Ho 2022)      ("v";       diffusers: "v_prediction")
+    u         dx_t/dt = α̇ x₀ + σ̇ ε  (flow matching)  ("velocity"; needs α̇ = dα/dt, σ̇ = dσ/dt)
 
-and, solving these two linear equations,
+Each is a linear function of (x₀, ε), so together with x_t any one gives back the other two:
 
-    x₀ = (x_t − √(1-ᾱ) ε) / √ᾱ          ε = (x_t − √ᾱ x₀) / √(1-ᾱ)
-    x₀ = √ᾱ x_t − √(1-ᾱ) v              ε = √(1-ᾱ) x_t + √ᾱ v
-    v  = (√ᾱ x_t − x₀) / √(1-ᾱ)         v = (ε − √(1-ᾱ) x_t) / √ᾱ
+    from ε:   x₀ = (x_t − σ ε) / α
+    from v:   x₀ = (α x_t − σ v) / (α² + σ²)            ε = (σ x_t + α v) / (α² + σ²)
+    from u:   x₀ = (σ̇ x_t − σ u) / (α σ̇ − σ α̇)          ε = (α u − α̇ x_t) / (α σ̇ − σ α̇)
 
-Every map is affine in the prediction for a fixed x_t (so a weighted sum of predictions whose
-weights add up to 1 — classifier-free guidance — commutes with conversion). Conversions that
-divide by √ᾱ break at ᾱ = 0 (zero terminal SNR): from v, both x₀ and ε stay finite.
+(for a variance-preserving process α² + σ² = 1 and the v formulas reduce to the familiar
+x₀ = α x_t − σ v, ε = σ x_t + α v). For a fixed x_t every map is affine in the prediction, so a
+weighted sum of predictions whose weights add up to 1 — classifier-free guidance — commutes with
+conversion. Dividing by α fails at α = 0 (zero terminal SNR, rectified flow at t = 1): from v or u,
+x₀ and ε stay finite there.
 
-Names: ``prediction`` is ``"epsilon"`` (diffusers: "epsilon"), ``"x0"`` (diffusers: "sample")
-or ``"v"`` (diffusers: "v_prediction"). ``alpha_bar`` is ᾱ_t as a float or a tensor that
-broadcasts against x_t, e.g. shape (B, 1, 1, 1).
+``alpha``/``sigma`` (and ``d_alpha``/``d_sigma``) are floats or tensors that broadcast against x_t.
 """
 
 from __future__ import annotations
@@ -26,23 +28,11 @@ import torch
 
 from genlab.errors import ConfigError
 
-__all__ = [
-    "PREDICTIONS",
-    "check_prediction",
-    "convert",
-    "eps_to_v",
-    "eps_to_x0",
-    "predict_x0_eps",
-    "v_to_eps",
-    "v_to_x0",
-    "x0_eps_to_v",
-    "x0_to_eps",
-    "x0_to_v",
-]
+__all__ = ["PREDICTIONS", "check_prediction", "convert", "predict_x0_eps", "target_from_x0_eps", "x0_error_factor"]
 
-PREDICTIONS = ("epsilon", "x0", "v")
+PREDICTIONS = ("epsilon", "x0", "v", "velocity")
 
-Alpha = torch.Tensor | float
+Scalar = torch.Tensor | float
 
 
 def check_prediction(prediction: str) -> str:
@@ -55,84 +45,71 @@ def check_prediction(prediction: str) -> str:
     return prediction
 
 
-def _roots(alpha_bar: Alpha) -> tuple[Alpha, Alpha]:
-    """(√ᾱ, √(1-ᾱ)) for a float or a tensor."""
-    if isinstance(alpha_bar, torch.Tensor):
-        return alpha_bar.sqrt(), (1 - alpha_bar).sqrt()
-    return alpha_bar**0.5, (1 - alpha_bar) ** 0.5
+def _need_derivatives(d_alpha, d_sigma) -> None:
+    if d_alpha is None or d_sigma is None:
+        raise ConfigError("velocity prediction needs dα/dt and dσ/dt: use a continuous process (e.g. RectifiedFlow)")
 
 
-def eps_to_x0(eps: torch.Tensor, x_t: torch.Tensor, alpha_bar: Alpha) -> torch.Tensor:
-    """x₀ = (x_t − √(1-ᾱ) ε) / √ᾱ   (Ho et al. 2020, eq. 15)."""
-    a, s = _roots(alpha_bar)
-    return (x_t - s * eps) / a
+def predict_x0_eps(
+    pred: torch.Tensor, x_t: torch.Tensor, alpha: Scalar, sigma: Scalar, prediction: str,
+    d_alpha: Scalar | None = None, d_sigma: Scalar | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both (x̂₀, ε̂) from a prediction of kind ``prediction`` (module docstring)."""
+    check_prediction(prediction)
+    if prediction == "epsilon":
+        return (x_t - sigma * pred) / alpha, pred
+    if prediction == "x0":
+        return pred, (x_t - alpha * pred) / sigma
+    if prediction == "v":
+        norm = alpha**2 + sigma**2
+        return (alpha * x_t - sigma * pred) / norm, (sigma * x_t + alpha * pred) / norm
+    _need_derivatives(d_alpha, d_sigma)
+    det = alpha * d_sigma - sigma * d_alpha
+    return (d_sigma * x_t - sigma * pred) / det, (alpha * pred - d_alpha * x_t) / det
 
 
-def x0_to_eps(x0: torch.Tensor, x_t: torch.Tensor, alpha_bar: Alpha) -> torch.Tensor:
-    """ε = (x_t − √ᾱ x₀) / √(1-ᾱ)."""
-    a, s = _roots(alpha_bar)
-    return (x_t - a * x0) / s
+def target_from_x0_eps(
+    x0: torch.Tensor, eps: torch.Tensor, alpha: Scalar, sigma: Scalar, prediction: str,
+    d_alpha: Scalar | None = None, d_sigma: Scalar | None = None,
+) -> torch.Tensor:
+    """The training target of kind ``prediction`` for data x₀ and noise ε (needs no x_t)."""
+    check_prediction(prediction)
+    if prediction == "epsilon":
+        return eps
+    if prediction == "x0":
+        return x0
+    if prediction == "v":
+        return alpha * eps - sigma * x0
+    _need_derivatives(d_alpha, d_sigma)
+    return d_alpha * x0 + d_sigma * eps
 
 
-def v_to_x0(v: torch.Tensor, x_t: torch.Tensor, alpha_bar: Alpha) -> torch.Tensor:
-    """x₀ = √ᾱ x_t − √(1-ᾱ) v."""
-    a, s = _roots(alpha_bar)
-    return a * x_t - s * v
-
-
-def v_to_eps(v: torch.Tensor, x_t: torch.Tensor, alpha_bar: Alpha) -> torch.Tensor:
-    """ε = √(1-ᾱ) x_t + √ᾱ v."""
-    a, s = _roots(alpha_bar)
-    return s * x_t + a * v
-
-
-def x0_eps_to_v(x0: torch.Tensor, eps: torch.Tensor, alpha_bar: Alpha) -> torch.Tensor:
-    """v = √ᾱ ε − √(1-ᾱ) x₀ (the training target; needs no x_t)."""
-    a, s = _roots(alpha_bar)
-    return a * eps - s * x0
-
-
-def x0_to_v(x0: torch.Tensor, x_t: torch.Tensor, alpha_bar: Alpha) -> torch.Tensor:
-    """v = (√ᾱ x_t − x₀) / √(1-ᾱ)."""
-    a, s = _roots(alpha_bar)
-    return (a * x_t - x0) / s
-
-
-def eps_to_v(eps: torch.Tensor, x_t: torch.Tensor, alpha_bar: Alpha) -> torch.Tensor:
-    """v = (ε − √(1-ᾱ) x_t) / √ᾱ."""
-    a, s = _roots(alpha_bar)
-    return (eps - s * x_t) / a
-
-
-_CONVERSIONS = {
-    ("epsilon", "x0"): eps_to_x0,
-    ("epsilon", "v"): eps_to_v,
-    ("x0", "epsilon"): x0_to_eps,
-    ("x0", "v"): x0_to_v,
-    ("v", "x0"): v_to_x0,
-    ("v", "epsilon"): v_to_eps,
-}
-
-
-def convert(pred: torch.Tensor, from_: str, to: str, x_t: torch.Tensor, alpha_bar: Alpha) -> torch.Tensor:
+def convert(
+    pred: torch.Tensor, from_: str, to: str, x_t: torch.Tensor, alpha: Scalar, sigma: Scalar,
+    d_alpha: Scalar | None = None, d_sigma: Scalar | None = None,
+) -> torch.Tensor:
     """Turn a prediction of kind ``from_`` into kind ``to`` (both in :data:`PREDICTIONS`)."""
     check_prediction(from_)
     check_prediction(to)
     if from_ == to:
         return pred
-    return _CONVERSIONS[(from_, to)](pred, x_t, alpha_bar)
+    x0, eps = predict_x0_eps(pred, x_t, alpha, sigma, from_, d_alpha, d_sigma)
+    return target_from_x0_eps(x0, eps, alpha, sigma, to, d_alpha, d_sigma)
 
 
-def predict_x0_eps(
-    model_out: torch.Tensor, x_t: torch.Tensor, alpha_bar: Alpha, prediction: str
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Both (x̂₀, ε̂) from a network output of kind ``prediction``; the output itself is kept as is.
+def x0_error_factor(prediction: str, alpha: Scalar, sigma: Scalar, d_alpha: Scalar | None = None, d_sigma: Scalar | None = None):
+    """f with ‖pred − target‖² = f · ‖x̂₀ − x₀‖² at a fixed x_t (module docstring's maps):
 
-    This is the one adapter that lets every sampler speak to ε-, x₀- and v-networks alike.
+        ε: α²/σ² = SNR     x₀: 1     v: (α² + σ²)² / σ²     u: ((α σ̇ − σ α̇) / σ)²
+
+    (VP: v gives SNR + 1.) Min-SNR-γ weighting divides by it (:mod:`.losses`).
     """
     check_prediction(prediction)
     if prediction == "epsilon":
-        return eps_to_x0(model_out, x_t, alpha_bar), model_out
+        return alpha**2 / sigma**2
     if prediction == "x0":
-        return model_out, x0_to_eps(model_out, x_t, alpha_bar)
-    return v_to_x0(model_out, x_t, alpha_bar), v_to_eps(model_out, x_t, alpha_bar)
+        return alpha * 0 + 1.0
+    if prediction == "v":
+        return (alpha**2 + sigma**2) ** 2 / sigma**2
+    _need_derivatives(d_alpha, d_sigma)
+    return ((alpha * d_sigma - sigma * d_alpha) / sigma) ** 2

@@ -9,7 +9,14 @@ so ``alphas_cumprod[0] = 1 - β_0`` already contains one step of noise. The pape
 index 0. Where a formula needs ᾱ_{t-1} at t = 0 we use ᾱ_{-1} = 1 (``alphas_cumprod_prev[0]``).
 
 A schedule is data: :class:`NoiseSchedule` is a frozen dataclass of float64 tensors built from
-the betas. Every coefficient is computed once, in float64; samplers cast what they need.
+the betas. Every coefficient is computed once, in float64; samplers cast what they need. It is
+also a :class:`~genlab.diffusion.process.Process` (α(t) = √ᾱ_t, σ(t) = √(1 − ᾱ_t), t = −1 the
+data), so everything written against a process works with it.
+
+The schedules honour T. ``beta_start``/``beta_end`` are the values for T = 1000 (Ho et al.); for
+another T the linear, quadratic and sigmoid betas are scaled by 1000/T, as improved DDPM does
+(Nichol & Dhariwal 2021, their ``get_named_beta_schedule``), so Σβ — and with it the terminal
+SNR — stays about the same: T = 100 still ends in (almost) pure noise. Betas are capped at 0.999.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from dataclasses import dataclass, fields
 
 import torch
 
+from genlab.diffusion.process import Process, check_finite, posterior_coefficients
 from genlab.errors import ConfigError
 
 __all__ = [
@@ -37,24 +45,41 @@ __all__ = [
 _F64 = torch.float64
 
 
+REFERENCE_T = 1000  # beta_start / beta_end are given for this T
+MAX_BETA = 0.999
+
+
 def _check_T(T: int) -> None:
-    if not isinstance(T, int) or T < 1:
+    if isinstance(T, bool) or not isinstance(T, int) or T < 1:
         raise ConfigError(f"number of diffusion steps T must be a positive int, got {T!r}")
 
 
-def linear_betas(T: int, beta_start: float = 1e-4, beta_end: float = 0.02) -> torch.Tensor:
-    """β_t evenly spaced from ``beta_start`` to ``beta_end`` (Ho et al. 2020). Shape (T,), float64."""
+def _scaled(T: int, beta_start: float, beta_end: float) -> tuple[float, float]:
+    """(beta_start, beta_end) · 1000/T, checked: 0 < beta_start <= beta_end < 1 at T = 1000."""
     _check_T(T)
-    return torch.linspace(beta_start, beta_end, T, dtype=_F64)
+    b0 = check_finite("beta_start", beta_start, low=0.0, strict_low=True)
+    b1 = check_finite("beta_end", beta_end, low=b0, high=1.0)
+    scale = REFERENCE_T / T
+    return b0 * scale, b1 * scale
+
+
+def linear_betas(T: int, beta_start: float = 1e-4, beta_end: float = 0.02) -> torch.Tensor:
+    """β_t evenly spaced from ``beta_start`` to ``beta_end`` (Ho et al. 2020), both scaled by 1000/T.
+
+    Shape (T,), float64, capped at 0.999.
+    """
+    b0, b1 = _scaled(T, beta_start, beta_end)
+    return torch.linspace(b0, b1, T, dtype=_F64).clamp(max=MAX_BETA)
 
 
 def quadratic_betas(T: int, beta_start: float = 1e-4, beta_end: float = 0.02) -> torch.Tensor:
     """β_t = (linspace(√beta_start, √beta_end, T))²: diffusers' ``"scaled_linear"``.
 
-    Latent diffusion (Stable Diffusion) uses it with beta_start=0.00085, beta_end=0.012.
+    Latent diffusion (Stable Diffusion) uses it with beta_start=0.00085, beta_end=0.012. Both ends
+    are scaled by 1000/T (module docstring), capped at 0.999.
     """
-    _check_T(T)
-    return torch.linspace(math.sqrt(beta_start), math.sqrt(beta_end), T, dtype=_F64) ** 2
+    b0, b1 = _scaled(T, beta_start, beta_end)
+    return (torch.linspace(math.sqrt(b0), math.sqrt(b1), T, dtype=_F64) ** 2).clamp(max=MAX_BETA)
 
 
 def cosine_betas(T: int, s: float = 0.008, max_beta: float = 0.999) -> torch.Tensor:
@@ -64,8 +89,11 @@ def cosine_betas(T: int, s: float = 0.008, max_beta: float = 0.999) -> torch.Ten
         β_t  = min( 1 - f((t+1)/T) / f(t/T),  max_beta )      t = 0..T-1
 
     so that, where no β was capped, ᾱ_t = f((t+1)/T) / f(0). The cap keeps the last β below 1.
+    It depends on t/T only, so it honours T by construction.
     """
     _check_T(T)
+    check_finite("s", s, low=0.0)
+    check_finite("max_beta", max_beta, low=0.0, high=1.0, strict_low=True)
     u = torch.arange(T + 1, dtype=_F64) / T  # (T+1,) grid points t/T
     f = torch.cos((u + s) / (1 + s) * math.pi / 2) ** 2
     return torch.clamp(1 - f[1:] / f[:-1], max=max_beta)
@@ -76,10 +104,11 @@ def sigmoid_betas(
 ) -> torch.Tensor:
     """β_t = beta_start + (beta_end - beta_start) · sigmoid(linspace(low, high, T)).
 
-    The GeoDiff schedule (Xu et al. 2022), diffusers' ``"sigmoid"``: flat at both ends.
+    The GeoDiff schedule (Xu et al. 2022), diffusers' ``"sigmoid"``: flat at both ends. Both ends
+    are scaled by 1000/T (module docstring), capped at 0.999.
     """
-    _check_T(T)
-    return beta_start + (beta_end - beta_start) * torch.sigmoid(torch.linspace(low, high, T, dtype=_F64))
+    b0, b1 = _scaled(T, beta_start, beta_end)
+    return (b0 + (b1 - b0) * torch.sigmoid(torch.linspace(low, high, T, dtype=_F64))).clamp(max=MAX_BETA)
 
 
 def rescale_zero_terminal_snr(betas: torch.Tensor) -> torch.Tensor:
@@ -107,7 +136,7 @@ def snr(alphas_cumprod: torch.Tensor) -> torch.Tensor:
 
 
 @dataclass(frozen=True, eq=False)
-class NoiseSchedule:
+class NoiseSchedule(Process):
     """Every per-timestep coefficient of a diffusion process, as float64 tensors of shape (T,).
 
     Build it with :meth:`from_betas` or :func:`make_schedule`; index it with t = 0..T-1
@@ -128,8 +157,16 @@ class NoiseSchedule:
     √α_t (1 - ᾱ_{t-1}) / (1 - ᾱ_t)      ``posterior_mean_coef2``  (multiplies x_t)
     ==================================  ===================================================
 
-    The posterior mean is μ̃_t(x_t, x_0) = coef1 · x_0 + coef2 · x_t (Ho et al. 2020, eq. 7).
+    The posterior mean is μ̃_t(x_t, x_0) = coef1 · x_0 + coef2 · x_t (Ho et al. 2020, eq. 7), from
+    the one posterior formula :func:`~genlab.diffusion.process.posterior_coefficients`.
+
+    As a process: time t is the index, α(t) = √ᾱ_t, σ(t) = √(1 − ᾱ_t), and t = −1 is the data
+    (ᾱ_{-1} = 1, σ = 0), where every sampler ends.
     """
+
+    kind = "discrete_vp"
+    discrete = True
+    t_clean = -1
 
     betas: torch.Tensor
     alphas: torch.Tensor
@@ -153,7 +190,7 @@ class NoiseSchedule:
         alphas = 1 - betas
         ab = torch.cumprod(alphas, dim=0)
         ab_prev = torch.cat([torch.ones(1, dtype=_F64), ab[:-1]])
-        post_var = betas * (1 - ab_prev) / (1 - ab)
+        coef1, coef2, post_var = posterior_coefficients(ab.sqrt(), (1 - ab).sqrt(), ab_prev.sqrt(), (1 - ab_prev).sqrt())
         # β̃_0 = 0; use β̃_1 there so the log stays finite (Ho et al.'s "clipped" log-variance).
         log_src = torch.cat([post_var[1:2], post_var[1:]]) if len(betas) > 1 else post_var
         return cls(
@@ -165,8 +202,8 @@ class NoiseSchedule:
             sqrt_one_minus_alphas_cumprod=(1 - ab).sqrt(),
             posterior_variance=post_var,
             posterior_log_variance_clipped=torch.log(log_src),
-            posterior_mean_coef1=betas * ab_prev.sqrt() / (1 - ab),
-            posterior_mean_coef2=alphas.sqrt() * (1 - ab_prev) / (1 - ab),
+            posterior_mean_coef1=coef1,
+            posterior_mean_coef2=coef2,
         )
 
     @property
@@ -186,6 +223,32 @@ class NoiseSchedule:
         """The fields as a dict of tensors (e.g. to save with safetensors)."""
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
+    # --- the Process interface -------------------------------------------------------------
+
+    @property
+    def t_max(self) -> int:  # type: ignore[override]
+        return len(self.betas) - 1
+
+    def alpha_sigma(self, t):
+        """(√ᾱ_t, √(1 − ᾱ_t)) for integer t in −1..T−1 (a number or an int64 tensor), float64."""
+        t = torch.as_tensor(t)
+        if t.is_floating_point():
+            if not bool((t == t.round()).all()):
+                raise ConfigError("a discrete schedule takes integer timesteps; build the grid with timesteps_grid")
+            t = t.long()
+        t = t.cpu()
+        if bool((t < -1).any()) or bool((t > self.t_max).any()):
+            raise ConfigError(f"timesteps must lie in -1..{self.t_max} for this schedule")
+        ab = torch.cat([torch.ones(1, dtype=_F64), self.alphas_cumprod])[t + 1]
+        return ab.sqrt(), (1 - ab).sqrt()
+
+    def net_time(self, t: torch.Tensor) -> torch.Tensor:
+        """The network sees the integer index t (int64), as in training."""
+        return t.round().long() if t.is_floating_point() else t.long()
+
+    def config(self) -> dict:
+        return {"kind": self.kind, "betas": self.betas.tolist()}
+
 
 SCHEDULES = {
     "linear": linear_betas,
@@ -203,7 +266,10 @@ def make_schedule(name: str, T: int = 1000, *, zero_terminal_snr: bool = False, 
     """
     if name not in SCHEDULES:
         raise ConfigError(f"unknown noise schedule {name!r}; choose one of {sorted(SCHEDULES)}")
-    betas = SCHEDULES[name](T, **kwargs)
+    try:
+        betas = SCHEDULES[name](T, **kwargs)
+    except TypeError as e:
+        raise ConfigError(f"bad arguments for the {name} schedule: {e}") from None
     if zero_terminal_snr:
         betas = rescale_zero_terminal_snr(betas)
     return NoiseSchedule.from_betas(betas)
