@@ -431,3 +431,14 @@ def test_rng_states_of_another_machine_are_skipped():
     torch.rand(3)
     _set_global_rng({**saved, "cuda.0": saved["cpu"].clone()} if not torch.cuda.is_available() else saved)
     assert torch.equal(torch.get_rng_state(), saved["cpu"])
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [dict(steps=0), dict(steps=2.5), dict(batch_size=-1), dict(lr=float("nan")), dict(lr=0.0), dict(lr=float("inf")),
+     dict(weight_decay=-0.1), dict(warmup_steps=-1), dict(lr_min_ratio=1.5), dict(grad_clip=0.0), dict(grad_clip=float("nan")),
+     dict(ema_decay=1.0), dict(ema_decay=0.0), dict(seed=-1), dict(ckpt_every=-5), dict(log_every=0)],
+)
+def test_train_config_rejects_bad_values(bad):
+    with pytest.raises(ConfigError, match=next(iter(bad))):
+        TrainConfig(**bad)

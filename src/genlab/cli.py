@@ -7,6 +7,8 @@ not fit the model…) is printed as one line ``genlab: error: …`` with exit co
 from __future__ import annotations
 
 import argparse
+import errno
+import math
 import sys
 from pathlib import Path
 
@@ -30,8 +32,35 @@ def positive_float(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def finite_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+def unit_float(text: str) -> float:
+    value = finite_float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {value}")
     return value
 
 
@@ -54,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="train a class-conditional diffusion model on 8×8 digits in a few CPU minutes")
     demo.add_argument("--out", type=Path, default=Path("outputs/demo"), help="output folder (default: outputs/demo)")
     demo.add_argument("--steps", type=positive_int, default=None, help="training steps (default: the demo's)")
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--seed", type=non_negative_int, default=0)
     demo.add_argument("--smoke", action="store_true", help="a seconds-long run that only checks the machinery")
 
     train = sub.add_parser("train", help="train a diffusion model on a data set")
@@ -63,9 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--steps", type=positive_int, default=2000, help="optimiser steps (default: 2000)")
     train.add_argument("--batch-size", type=positive_int, default=128)
     train.add_argument("--lr", type=positive_float, default=2e-3)
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--seed", type=non_negative_int, default=0, help="seed for weights, batches, noise (and the toy data)")
     train.add_argument("--out", type=Path, default=None, help="run folder (default: outputs/<dataset>)")
-    train.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    train.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint (same options; --steps may grow)")
+    train.add_argument("--overwrite", action="store_true", help="replace a run that already exists in --out")
     train.add_argument("--schedule", default="linear", help="β schedule: linear, cosine, quadratic, sigmoid (default: linear)")
     train.add_argument("--prediction", choices=("epsilon", "x0", "v"), default="epsilon")
     train.add_argument("--min-snr-gamma", type=positive_float, default=None, help="Min-SNR-γ loss weighting (e.g. 5)")
@@ -73,18 +103,19 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--channel-mults", type=int_tuple, default=None, help="U-Net levels, e.g. 1,2,2")
     train.add_argument("--toy", choices=TOY_SHAPES, default="moons", help="toy 2-D distribution for --dataset toy2d")
     train.add_argument("--ckpt-every", type=positive_int, default=500, help="checkpoint interval in steps (default: 500)")
-    train.add_argument("--sample-every", type=int, default=0, help="write a sample grid every N steps (0: only at the end)")
+    train.add_argument("--sample-every", type=non_negative_int, default=0, help="write a sample grid every N steps (0: only at the end)")
 
     sample = sub.add_parser("sample", help="sample from a trained checkpoint")
     sample.add_argument("--ckpt", type=Path, required=True, help="run folder or checkpoint folder")
     sample.add_argument("--n", type=positive_int, default=64, help="number of samples (default: 64)")
     sample.add_argument("--sampler", choices=SAMPLERS, default="ddim")
     sample.add_argument("--steps", type=positive_int, default=50, help="sampling steps (default: 50)")
-    sample.add_argument("--eta", type=float, default=0.0, help="DDIM η: 0 deterministic, 1 DDPM-like")
-    sample.add_argument("--class", dest="label", type=int, default=None, help="generate this class (conditional models; default: one column per class)")
-    sample.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale w (conditional models; 1 = none)")
-    sample.add_argument("--seed", type=int, default=0)
-    sample.add_argument("--out", type=Path, default=Path("samples.png"), help="output PNG (default: samples.png)")
+    sample.add_argument("--eta", type=unit_float, default=0.0, help="DDIM η in [0, 1]: 0 deterministic, 1 DDPM-like")
+    sample.add_argument("--class", dest="label", type=non_negative_int, default=None, help="generate this class (conditional models; default: one column per class)")
+    sample.add_argument("--guidance", type=finite_float, default=1.0, help="classifier-free guidance scale w (conditional models; 1 = none)")
+    sample.add_argument("--seed", type=non_negative_int, default=0, help="sample i depends on (seed, i) only")
+    sample.add_argument("--batch-size", type=positive_int, default=64, help="samples per forward pass (default: 64); does not change the samples")
+    sample.add_argument("--out", type=Path, default=Path("samples.png"), help="output image, .png or .jpg (default: samples.png)")
     sample.add_argument("--raw-weights", action="store_true", help="use the raw weights instead of the EMA")
     return parser
 
@@ -117,6 +148,7 @@ def cmd_train(args) -> None:
         dataset=args.dataset, shape=tuple(data[0].shape[1:]),
         num_classes=int(data[1].max()) + 1 if args.conditional else 0,
         schedule=args.schedule, prediction=args.prediction, toy=args.toy if args.dataset == "toy2d" else None,
+        clip=None if args.dataset == "toy2d" else (-1.0, 1.0),
     )  # fmt: skip
     options = TrainOptions(
         steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed, min_snr_gamma=args.min_snr_gamma,
@@ -132,32 +164,56 @@ def cmd_train(args) -> None:
         save_samples(samples, spec, out / "samples" / f"step_{step:06d}.png", nrow=nrow)
 
     print(f"training on {args.dataset} ({len(data[0])} examples, shape {spec.shape}) → {out}", flush=True)
-    result = train_diffusion(spec, data, options, out_dir=out, resume=args.resume, sample_fn=sample_fn if args.sample_every else None)
+    result = train_diffusion(spec, data, options, out_dir=out, resume=args.resume, overwrite=args.overwrite,
+                             sample_fn=sample_fn if args.sample_every else None)
     samples = generate(result.best_model.eval(), spec, n_show, steps=50, labels=labels(n_show), seed=args.seed)
     path = save_samples(samples, spec, out / "samples.png", nrow=nrow)
+    import matplotlib.pyplot as plt
+
     from genlab.viz import plot_losses
 
     ax = plot_losses(result.losses, title=f"training loss ({args.dataset})")
     ax.figure.savefig(out / "loss.png", dpi=120, bbox_inches="tight")
-    print(f"done: {result.step} steps, final loss {sum(result.losses[-50:]) / max(len(result.losses[-50:]), 1):.4f}; checkpoint in {out / 'checkpoint'}, samples in {path}")
+    plt.close(ax.figure)
+    print(f"done: {result.step} steps, final loss {sum(result.losses[-50:]) / max(len(result.losses[-50:]), 1):.4f}; checkpoints in {out}, samples in {path}")
 
 
 def cmd_sample(args) -> None:
     import time
 
-    from genlab.pipeline import generate, load_diffusion, save_samples
-
     import torch
 
+    from genlab.pipeline import IMAGE_FORMATS, generate, load_diffusion, save_samples
+
+    if args.out.suffix.lower() not in IMAGE_FORMATS:
+        raise GenlabError(f"cannot write {args.out}: the output must end in .png, .jpg or .jpeg")
     model, spec = load_diffusion(args.ckpt, use_ema=not args.raw_weights)
     labels, nrow = args.label, None
     if spec.num_classes and labels is None:  # one column per class
         labels, nrow = torch.arange(args.n) % spec.num_classes, spec.num_classes
     t0 = time.perf_counter()
     samples = generate(model, spec, args.n, sampler=args.sampler, steps=args.steps, eta=args.eta,
-                       labels=labels, guidance=args.guidance, seed=args.seed, progress=True)
+                       labels=labels, guidance=args.guidance, seed=args.seed, batch_size=args.batch_size, progress=True)
     path = save_samples(samples, spec, args.out, nrow=nrow)
     print(f"wrote {args.n} samples to {path} ({args.sampler}, {args.steps} steps, {time.perf_counter() - t0:.1f} s)")
+
+
+def os_error_message(e: OSError) -> str:
+    """One line for an operating-system error: what failed, on which file, and what to do."""
+    where = f" {e.filename}" if getattr(e, "filename", None) else ""
+    if e.errno == errno.ENOSPC:
+        return f"the disk is full (writing{where}); free some space and run again (a checkpointed run continues with --resume)"
+    if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"permission denied:{where}; choose a folder you can write to (--out) or fix its permissions"
+    if e.errno == errno.EISDIR:
+        return f"{where.strip()} is a folder, but a file is needed there; give a file name"
+    if e.errno == errno.EEXIST:
+        return f"{where.strip()} already exists and is a file, not a folder; choose another path"
+    if e.errno == errno.ENOTDIR:
+        return f"a path component of{where} is a file, not a folder; choose another path"
+    if e.errno == errno.ENOENT:
+        return f"no such file or folder:{where}"
+    return f"{e.strerror or e}{':' + where if where else ''}"
 
 
 COMMANDS = {"demo": cmd_demo, "train": cmd_train, "sample": cmd_sample}
@@ -169,6 +225,9 @@ def main(argv: list[str] | None = None) -> int:
         COMMANDS[args.command](args)
     except GenlabError as e:
         print(f"genlab: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"genlab: error: {os_error_message(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("genlab: interrupted (a run with checkpoints continues with --resume)", file=sys.stderr)

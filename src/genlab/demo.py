@@ -37,7 +37,7 @@ class DemoConfig:
     seed: int = 0
 
 
-SMOKE = DemoConfig(steps=20, batch_size=32, samples_per_class=2, grid_per_class=2, sampling_steps=4, classifier_steps=20)
+SMOKE = DemoConfig(steps=20, batch_size=32, samples_per_class=2, grid_per_class=2, sampling_steps=4, classifier_steps=150)
 
 
 def _say(msg: str) -> None:
@@ -59,7 +59,8 @@ def run_demo(out_dir: str | Path = "outputs/demo", config: DemoConfig | None = N
 
     _say(f"[1/3] training a class-conditional diffusion model on {len(images)} 8×8 digits ({cfg.steps} steps, {torch.get_num_threads()} CPU threads)")
     options = TrainOptions(steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr, seed=cfg.seed, ckpt_every=0, min_snr_gamma=cfg.min_snr_gamma)
-    result = train_diffusion(spec, (images, labels), options, out_dir=out / "model", progress=progress)
+    # The demo owns out/model: running it again replaces its previous model (overwrite=True).
+    result = train_diffusion(spec, (images, labels), options, out_dir=out / "model", overwrite=True, progress=progress)
     t_train = time.perf_counter() - t_start
     model = result.best_model.eval()
 
@@ -84,8 +85,9 @@ def run_demo(out_dir: str | Path = "outputs/demo", config: DemoConfig | None = N
     _say("[3/3] judging the samples with a CNN trained on the real digits")
     train_x, train_y = load_digits("train")
     test_x, test_y = load_digits("test")
-    torch.manual_seed(cfg.seed)
-    clf = ConvClassifier(ConvClassifierConfig(image_size=8, width=32))
+    with torch.random.fork_rng(devices=[]):  # the judge's initial weights, without touching the caller's RNG
+        torch.manual_seed(cfg.seed)
+        clf = ConvClassifier(ConvClassifierConfig(image_size=8, width=32))
     clf = train_classifier(clf, train_x, train_y, steps=cfg.classifier_steps, batch_size=128, lr=2e-3, seed=cfg.seed, progress=False).eval()
     with torch.no_grad():
         clf_acc = (clf(test_x).argmax(1) == test_y).float().mean().item()

@@ -11,6 +11,7 @@ be sampled later (schedule, T, prediction target, data shape, classes) is a
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -18,8 +19,21 @@ from typing import Callable
 import torch
 from torch import nn
 
-from genlab.diffusion import ddim_sample, ddpm_sample, make_diffusion_loss, make_schedule, timesteps_grid
-from genlab.errors import CheckpointError, ConfigError
+from genlab.diffusion import (
+    ClassifierFreeGuidance,
+    ClipX0,
+    DiffusionLoss,
+    NetworkDenoiser,
+    ddim_sample,
+    ddpm_sample,
+    make_schedule,
+    process_from_config,
+    sample,
+    sampling_grid,
+)
+from genlab.diffusion.parameterization import PREDICTIONS
+from genlab.diffusion.process import check_finite
+from genlab.errors import CheckpointError, ConfigError, GenlabError
 from genlab.nn.toy_denoiser import ToyDenoiser, ToyDenoiserConfig
 from genlab.nn.unet import UNet, UNetConfig
 from genlab.train import TrainConfig, TrainResult, fit, load_model
@@ -30,22 +44,62 @@ SAMPLERS = ("ddpm", "ddim")
 
 @dataclass
 class DiffusionSpec:
-    """The diffusion setup a model was trained with (saved as ``metadata["diffusion"]``)."""
+    """The diffusion setup a model was trained with (saved as ``metadata["diffusion"]``).
+
+    Everything needed to sample the model later is data here: the process itself (for a discrete
+    schedule its betas, so a later change of the schedule formulas cannot change a trained model),
+    the prediction target, the data shape, the classes, and the data range that x̂₀ is clipped to
+    (``None`` for data that must not be clipped, such as 2-D points or autoencoder latents).
+    """
 
     dataset: str = "digits"  # one of DATASETS
     shape: tuple[int, ...] = (1, 8, 8)  # one sample: (C, H, W) for images, (dim,) for toy data
     num_classes: int = 0  # > 0: class-conditional, null label = num_classes
-    schedule: str = "linear"  # β schedule name (genlab.diffusion.SCHEDULES)
-    T: int = 1000  # diffusion steps
-    prediction: str = "epsilon"  # what the network predicts: "epsilon", "x0" or "v"
+    schedule: str = "linear"  # β schedule name (genlab.diffusion.SCHEDULES), used to build `process`
+    T: int = 1000  # diffusion steps, used to build `process`
+    prediction: str = "epsilon"  # what the network predicts: "epsilon", "x0", "v" (or "velocity")
     toy: str | None = None  # the toy 2-D distribution, for dataset="toy2d"
+    clip: tuple[float, float] | None = (-1.0, 1.0)  # data range for clipping x̂₀; None: no clipping
+    process: dict | None = None  # the process as data (Process.config()); None: make_schedule(schedule, T)
+
+    def __post_init__(self):
+        if self.process is None:
+            self.process = make_schedule(self.schedule, self.T).config()
 
     @property
     def null_label(self) -> int | None:
         return self.num_classes if self.num_classes else None
 
-    def schedule_data(self):
-        return make_schedule(self.schedule, self.T)
+    def make_process(self):
+        return process_from_config(self.process)
+
+    def schedule_data(self):  # the name used before processes existed
+        return self.make_process()
+
+    @classmethod
+    def from_json(cls, raw: dict, where: str = "checkpoint") -> DiffusionSpec:
+        """Rebuild a spec from JSON, checking every value's type (a one-line CheckpointError if not)."""
+        if not isinstance(raw, dict):
+            raise CheckpointError(f"{where}: the diffusion metadata is not a JSON object")
+        checks = {
+            "dataset": lambda v: v in DATASETS,
+            "shape": lambda v: isinstance(v, list) and len(v) in (1, 3) and all(isinstance(i, int) and i > 0 for i in v),
+            "num_classes": lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+            "schedule": lambda v: isinstance(v, str),
+            "T": lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0,
+            "prediction": lambda v: v in PREDICTIONS,
+            "toy": lambda v: v is None or isinstance(v, str),
+            "clip": lambda v: v is None or (isinstance(v, list) and len(v) == 2 and all(isinstance(c, (int, float)) for c in v) and v[0] < v[1]),
+            "process": lambda v: v is None or (isinstance(v, dict) and "kind" in v),
+        }
+        for key, ok in checks.items():
+            if key in raw and not ok(raw[key]):
+                raise CheckpointError(f"{where}: diffusion setting {key}={raw[key]!r} is not valid; the checkpoint was edited or written by another program")
+        values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in raw.items() if k in checks}
+        try:
+            return cls(**values)
+        except GenlabError as e:
+            raise CheckpointError(f"{where}: {e}") from None
 
 
 def default_unet_config(image_size: int, in_channels: int = 1, num_classes: int = 0, **overrides) -> UNetConfig:
@@ -99,6 +153,18 @@ class TrainOptions:
     unet: dict = field(default_factory=dict)  # UNetConfig overrides (base_channels, channel_mults, …)
 
 
+def make_loss(spec: DiffusionSpec, options: TrainOptions) -> DiffusionLoss:
+    """The training objective for ``spec``: L_simple, or Min-SNR-γ when the options ask for it."""
+    conditional = spec.num_classes > 0
+    return DiffusionLoss(
+        spec.make_process(), prediction=spec.prediction,
+        weighting="min_snr" if options.min_snr_gamma is not None else "none",
+        min_snr_gamma=options.min_snr_gamma if options.min_snr_gamma is not None else 5.0,
+        conditional=conditional, cond_drop_prob=options.cond_drop_prob if conditional else 0.0,
+        null_label=spec.null_label,
+    )  # fmt: skip
+
+
 def train_diffusion(
     spec: DiffusionSpec,
     data: tuple[torch.Tensor, ...],
@@ -106,26 +172,31 @@ def train_diffusion(
     *,
     out_dir: str | Path | None = None,
     resume: bool = False,
+    overwrite: bool = False,
     sample_fn: Callable[[nn.Module, int], None] | None = None,
     progress: bool = True,
 ) -> TrainResult:
-    """Build the default network for ``spec`` and train it on ``data`` with L_simple."""
-    torch.manual_seed(options.seed)  # the network's initial weights
-    model = build_model(spec, **options.unet)
-    schedule = spec.schedule_data()
-    conditional = spec.num_classes > 0
-    loss_fn = make_diffusion_loss(
-        schedule, prediction=spec.prediction, conditional=conditional,
-        cond_drop_prob=options.cond_drop_prob if conditional else 0.0,
-        null_label=spec.null_label, min_snr_gamma=options.min_snr_gamma,
-    )  # fmt: skip
+    """Build the default network for ``spec`` and train it on ``data`` with its loss.
+
+    The run's identity — the diffusion setup and the objective — goes to the trainer, which refuses
+    to resume a checkpoint written with another one. The caller's global RNG is left untouched.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(options.seed)  # the network's initial weights
+        model = build_model(spec, **options.unet)
+    loss_fn = make_loss(spec, options)
     config = TrainConfig(
         steps=options.steps, batch_size=options.batch_size, lr=options.lr, ema_decay=options.ema_decay,
         seed=options.seed, ckpt_every=options.ckpt_every, sample_every=options.sample_every,
         warmup_steps=min(100, options.steps // 10),
     )  # fmt: skip
-    metadata = {"diffusion": dataclasses.asdict(spec), "train_options": dataclasses.asdict(options)}
-    return fit(model, loss_fn, data, config, out_dir=out_dir, resume=resume, sample_fn=sample_fn, metadata=metadata, progress=progress)
+    spec_json = json.loads(json.dumps(dataclasses.asdict(spec)))
+    identity = {"diffusion": spec_json, "loss": loss_fn.config(), "unet": json.loads(json.dumps(options.unet))}
+    metadata = {"diffusion": spec_json, "train_options": dataclasses.asdict(options), "loss": loss_fn.config()}
+    return fit(
+        model, loss_fn, data, config, out_dir=out_dir, resume=resume, overwrite=overwrite, identity=identity,
+        sample_fn=sample_fn, metadata=metadata, progress=progress,
+    )  # fmt: skip
 
 
 def load_diffusion(path: str | Path, *, use_ema: bool = True, device: str | torch.device = "cpu") -> tuple[nn.Module, DiffusionSpec]:
@@ -134,9 +205,15 @@ def load_diffusion(path: str | Path, *, use_ema: bool = True, device: str | torc
     raw = cfg.get("metadata", {}).get("diffusion")
     if not raw:
         raise CheckpointError(f"checkpoint at {path} holds a {type(model).__name__}, not a diffusion model (no diffusion metadata)")
-    fields = {f.name for f in dataclasses.fields(DiffusionSpec)}
-    spec = DiffusionSpec(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in raw.items() if k in fields})
-    return model, spec
+    return model, DiffusionSpec.from_json(raw, where=f"checkpoint at {path}")
+
+
+def make_denoiser(model: nn.Module, spec: DiffusionSpec, guidance: float = 1.0):
+    """The wrapper stack for sampling: network adapter → guidance → clipping to the data range."""
+    denoiser = NetworkDenoiser(model, spec.make_process(), spec.prediction)
+    if guidance != 1.0:
+        denoiser = ClassifierFreeGuidance(denoiser, guidance, spec.null_label)
+    return ClipX0(denoiser, *spec.clip) if spec.clip is not None else denoiser
 
 
 def generate(
@@ -150,6 +227,7 @@ def generate(
     labels: torch.Tensor | int | None = None,
     guidance: float = 1.0,
     seed: int = 0,
+    batch_size: int = 64,
     return_trajectory: bool = False,
     progress: bool = False,
 ):
@@ -157,44 +235,61 @@ def generate(
     on the same grid (``steps = T`` gives the original T-step sampler).
 
     ``labels``: int64 (n,) or one int, for class-conditional models; ``guidance`` w is the
-    classifier-free guidance scale (1 = no guidance). Noise comes from a CPU generator seeded
-    with ``seed``: the same seed gives the same samples on any device.
+    classifier-free guidance scale (1 = no guidance). Sample i depends on (seed, i) only: it is the
+    same whatever ``n`` and ``batch_size`` (the chunk size), on any device.
     """
     if sampler not in SAMPLERS:
         raise ConfigError(f"unknown sampler {sampler!r}; choose one of: {', '.join(SAMPLERS)}")
-    if n <= 0:
-        raise ConfigError(f"the number of samples must be positive, got {n}")
-    if not 0 < steps <= spec.T:
-        raise ConfigError(f"sampling steps must be in 1..{spec.T} (the model's T), got {steps}")
+    if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
+        raise ConfigError(f"the number of samples must be a positive int, got {n!r}")
+    process = spec.make_process()
+    max_steps = process.t_max + 1 if process.discrete else None
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1 or (max_steps and steps > max_steps):
+        raise ConfigError(f"sampling steps must be an int in 1..{max_steps or 'any'} (the model's T), got {steps!r}")
+    guidance = check_finite("guidance", guidance)
+    eta = check_finite("eta", eta, low=0.0, high=1.0)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ConfigError(f"seed must be a non-negative int, got {seed!r}")
     if guidance != 1.0 and not spec.num_classes:
         raise ConfigError("guidance needs a class-conditional model; this one was trained without --conditional (drop --guidance)")
     if labels is not None and not spec.num_classes:
         raise ConfigError("a class was given but this model is unconditional; train with --conditional to choose classes")
+    if guidance != 1.0 and labels is None:
+        raise ConfigError("guidance needs the classes to generate: pass labels (--class)")
     if isinstance(labels, int):
-        if not 0 <= labels < spec.num_classes:
-            raise ConfigError(f"class {labels} is out of range: this model knows classes 0..{spec.num_classes - 1}")
         labels = torch.full((n,), labels, dtype=torch.long)
-    schedule = spec.schedule_data()
-    grid = timesteps_grid(spec.T, steps, "trailing")
-    kwargs = dict(
-        prediction=spec.prediction, y=labels, guidance_scale=guidance, null_label=spec.null_label,
-        clip_x0=spec.dataset != "toy2d", generator=torch.Generator().manual_seed(seed),
-        return_trajectory=return_trajectory, progress=progress,
+    if labels is not None:
+        labels = torch.as_tensor(labels, dtype=torch.long)
+        if labels.shape != (n,):
+            raise ConfigError(f"labels must have shape ({n},), got {tuple(labels.shape)}")
+        if bool((labels < 0).any()) or bool((labels >= spec.num_classes).any()):
+            raise ConfigError(f"class {int(labels.min() if (labels < 0).any() else labels.max())} is out of range: this model knows classes 0..{spec.num_classes - 1}")
+    from genlab.device import module_device
+
+    fn, kwargs = (ddim_sample, {"eta": eta}) if sampler == "ddim" else (ddpm_sample, {})
+    return sample(
+        fn, make_denoiser(model, spec, guidance), n, spec.shape, sampling_grid(process, steps, "trailing"),
+        seed=seed, cond=labels, batch_size=batch_size, device=module_device(model),
+        trajectory=return_trajectory, progress=progress, **kwargs,
     )  # fmt: skip
-    shape = (n, *spec.shape)
-    if sampler == "ddim":
-        return ddim_sample(model, shape, schedule, grid, eta=eta, **kwargs)
-    return ddpm_sample(model, shape, schedule, timesteps=None if steps == spec.T else grid, **kwargs)
+
+
+IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
 
 
 def save_samples(samples: torch.Tensor, spec: DiffusionSpec, path: str | Path, nrow: int | None = None) -> Path:
-    """Images → a PNG grid; 2-D points → a PNG scatter plot."""
+    """Images → a PNG or JPEG grid; 2-D points → a scatter plot (PNG or JPEG), by the file suffix."""
     path = Path(path)
+    fmt = IMAGE_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ConfigError(f"cannot write {path}: the output must end in .png, .jpg or .jpeg")
+    if path.is_dir():
+        raise ConfigError(f"cannot write {path}: it is a folder; give a file name such as {path / 'samples.png'}")
     path.parent.mkdir(parents=True, exist_ok=True)
     if len(spec.shape) == 3:
         from genlab.viz import save_grid
 
-        return save_grid(samples, path, nrow=nrow, scale=4 if spec.shape[-1] >= 16 else 6)
+        return save_grid(samples, path, nrow=nrow, scale=4 if spec.shape[-1] >= 16 else 6, format=fmt)
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -205,6 +300,6 @@ def save_samples(samples: torch.Tensor, spec: DiffusionSpec, path: str | Path, n
     ax.scatter(pts[:, 0], pts[:, 1], s=4, alpha=0.6)
     ax.set_aspect("equal")
     ax.set_title(f"{len(pts)} samples ({spec.toy})")
-    fig.savefig(path, dpi=120, bbox_inches="tight")
+    fig.savefig(path, dpi=120, bbox_inches="tight", format=fmt.lower())
     plt.close(fig)
     return path

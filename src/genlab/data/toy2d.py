@@ -58,5 +58,7 @@ def toy2d(name: str, n: int, seed: int | np.random.Generator | None = 0) -> np.n
         raise GenlabError(f"unknown toy 2-D data set {name!r}; use one of: {', '.join(TOY2D)}")
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise GenlabError(f"toy2d needs a positive integer number of points, got n={n!r}")
+    if isinstance(seed, bool) or (isinstance(seed, (int, np.integer)) and seed < 0) or not (seed is None or isinstance(seed, (int, np.integer, np.random.Generator))):
+        raise GenlabError(f"toy2d's seed must be a non-negative int or a numpy Generator, got {seed!r}")
     rng = np.random.default_rng(seed)
     return _MAKERS[name](int(n), rng).astype(np.float32)

@@ -111,12 +111,32 @@ class TrainConfig:
     device: str = "auto"  # "auto" → CUDA, then MPS, then CPU
 
     def __post_init__(self):
-        if self.steps <= 0:
-            raise ConfigError(f"steps must be positive, got {self.steps}")
-        if self.batch_size <= 0:
-            raise ConfigError(f"batch size must be positive, got {self.batch_size}")
-        if self.lr <= 0:
-            raise ConfigError(f"learning rate must be positive, got {self.lr}")
+        def integer(name: str, low: int) -> None:
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < low:
+                raise ConfigError(f"{name} must be an int >= {low}, got {v!r}")
+
+        def number(name: str, low: float, high: float = math.inf, *, strict: bool = False, optional: bool = False) -> None:
+            v = getattr(self, name)
+            if v is None and optional:
+                return
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            if not ok or (v <= low if strict else v < low) or v > high:
+                raise ConfigError(f"{name} must be a finite number {'>' if strict else '>='} {low}{f' and <= {high}' if high < math.inf else ''}, got {v!r}")
+
+        integer("steps", 1)
+        integer("batch_size", 1)
+        integer("warmup_steps", 0)
+        integer("seed", 0)
+        integer("ckpt_every", 0)
+        integer("sample_every", 0)
+        integer("log_every", 1)
+        number("lr", 0.0, strict=True)
+        number("weight_decay", 0.0)
+        number("lr_min_ratio", 0.0, 1.0)
+        number("grad_clip", 0.0, strict=True, optional=True)
+        if self.ema_decay is not None and not (isinstance(self.ema_decay, (int, float)) and 0.0 < self.ema_decay < 1.0):
+            raise ConfigError(f"ema_decay must be in (0, 1) or None, got {self.ema_decay!r}")
 
 
 # Fields that must match for a resume to continue the same run. `steps` (and with it the length of

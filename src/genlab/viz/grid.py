@@ -56,11 +56,11 @@ def upscale(grid: np.ndarray, scale: int) -> np.ndarray:
 
 
 def save_grid(images, path: str | os.PathLike, nrow: int | None = None, scale: int = 4,
-              padding: int = 1) -> Path:
-    """Save :func:`make_grid` of ``images`` as a PNG enlarged ``scale`` times; returns the path."""
+              padding: int = 1, format: str = "PNG") -> Path:
+    """Save :func:`make_grid` of ``images`` (PNG, or ``format="JPEG"``) enlarged ``scale`` times; returns the path."""
     from PIL import Image
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(upscale(make_grid(images, nrow=nrow, padding=padding), scale)).save(path, format="PNG")
+    Image.fromarray(upscale(make_grid(images, nrow=nrow, padding=padding), scale)).save(path, format=format)
     return path
