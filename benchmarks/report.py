@@ -33,19 +33,54 @@ def section_demo(r: dict) -> list[str]:
 
 
 def section_unet(r: dict) -> list[str]:
-    lines = [
-        "## U-Net throughput (`python benchmarks/unet_throughput.py`)", "", stamp(r), "",
-        f"fp32 matmul yardstick measured in the same run: {r['matmul_gflops']:.0f} GFLOP/s. "
-        f"Training batch {r['batch']}, AdamW; sampling batch {r['sample_batch']}, DDIM 50 steps.", "",
-        "| model | params | GFLOP/img (fwd) | train img/s | train GFLOP/s | sample img/s | 1000 samples | vs diffusers (train / sample) |",
-        "|---|---|---|---|---|---|---|---|",
+    lines = ["## U-Net throughput (`python benchmarks/unet_throughput.py`)", "", stamp(r), ""]
+    if "pairs" not in r:  # results of the earlier benchmark, which compared different image sizes
+        return lines + ["These results come from the earlier version of the benchmark, which ran genlab at 28×28 and diffusers "
+                        "at 32×32; rerun `python benchmarks/unet_throughput.py` for a like-for-like comparison.", ""]  # fmt: skip
+    if r.get("quick"):
+        lines += ["> **Quick smoke test (`--quick`): a few iterations only, not a measurement.**", ""]
+    sizes = ", ".join(f"{s}×{s}" for s in r["sizes"])
+    lines += [
+        f"Both networks take the same images (1 channel; {sizes}) and are compared in pairs of about the same parameter count. "
+        f"Training: batch {r['batch']}, forward + backward + AdamW, median of {r['train_iters']} steps after {r['warmup']} untimed ones. "
+        f"Sampling: batch {r['sample_batch']}, DDIM {r['ddim_steps']} steps (the same loop for both networks; "
+        f"{r['sample_steps_timed']} of the {r['ddim_steps']} steps timed). FLOPs: {r['flops_note']}. "
+        f"fp32 2048² matmul on this machine in the same run: {r['matmul_gflops']:.0f} GFLOP/s"
+        + (f" (at the start {r['matmul_gflops_start']:.0f}, at the end {r['matmul_gflops_end']:.0f})." if "matmul_gflops_end" in r else "."), "",
+        "| pair | genlab | params | diffusers | params | difference |", "|---|---|---|---|---|---|",
     ]  # fmt: skip
+    for p in r["pairs"]:
+        lines.append(f"| {p['pair']} | `{p['genlab']}` | {p['genlab_params']:,} | `{p['diffusers']}` | {p['diffusers_params']:,} | {p['param_difference']:.1%} |")
+    course = ", ".join(f"{s}×{s}: {v}" for s, v in r.get("course_default_check", {}).items())
+    lines += ["", f"Pair 0.9M's genlab network is the course default (`pipeline.default_unet_config`): {course}.", "",
+              "| size | network | pair | variant | params | GFLOP/img fwd | train img/s | train GFLOP/s | DDIM-50 img/s | sample GFLOP/s | 1000 samples |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    failed = []
     for row in r["rows"]:
-        ratio = f"×{row['train_speedup_vs_diffusers']:.2f} / ×{row['sample_speedup_vs_diffusers']:.2f}" if "train_speedup_vs_diffusers" in row else "—"
+        variant = ("channels_last" if row["memory_format"] == "channels_last" else "NCHW") + (" + torch.compile" if row["compiled"] else "")
+        variant += " (default)" if row.get("default") else ""
+        if row["status"] != "ok":
+            failed.append(f"- {row['size']}×{row['size']} {row['model']} [{row['pair']}] {variant}: {row['status']}")
+            continue
+        pct = lambda g: f"{g:.0f} ({g / r['matmul_gflops']:.0%})"  # noqa: E731 — share of the matmul yardstick
         lines.append(
-            f"| {row['model']} | {row['params'] / 1e6:.2f} M | {row['forward_gflop_per_image']:.3f} | {row['train_images_per_s']:.0f} "
-            f"| {row['train_gflops']:.0f} | {row['sample_images_per_s_ddim50']:.1f} | {row['seconds_per_1000_samples']:.0f} s | {ratio} |"
+            f"| {row['size']}×{row['size']} | {row['model']} | {row['pair']} | {variant} | {row['params'] / 1e6:.3f} M | {row['forward_gflop_per_image']:.3f} "
+            f"| {row['train_images_per_s']:.0f} | {pct(row['train_gflops'])} | {row['sample_images_per_s_ddim50']:.2f} | {pct(row['sample_gflops'])} "
+            f"| {row['seconds_per_1000_samples']:.0f} s |"
         )
+    lines += ["", "GFLOP/s in parentheses: the share of the matmul yardstick. \"(default)\": each library as shipped "
+              "(genlab's UNet converts itself to channels_last; diffusers' stays NCHW)."]  # fmt: skip
+    compiled = [row for row in r["rows"] if row["compiled"] and row["status"] == "ok" and "compile_seconds" in row]
+    if compiled:
+        lines.append("Compiling took " + ", ".join(f"{row['model']} {row['size']}×{row['size']} ≈{row['compile_seconds']:.0f} s" for row in compiled) + " (cold cache).")
+    if failed:
+        lines += ["", "Variants that did not run:", *failed]
+    lines += ["", "genlab ÷ diffusers (images/s):", "",
+              "| pair | size | training, as shipped | sampling, as shipped | training, best of each | sampling, best of each |",
+              "|---|---|---|---|---|---|"]  # fmt: skip
+    for e in r["ratios"]:
+        shipped = (f"×{e['train_default']:.2f} | ×{e['sample_default']:.2f}") if "train_default" in e else "— | —"
+        lines.append(f"| {e['pair']} | {e['size']}×{e['size']} | {shipped} | ×{e['train_best']:.2f} | ×{e['sample_best']:.2f} |")
     return lines + [""]
 
 

@@ -20,9 +20,8 @@ import warnings
 
 import numpy as np
 
-from genlab.errors import GenlabError
+from genlab.errors import ConfigError, GenlabError
 from genlab.stats.gmm import (
-    check_gmm_params,
     component_log_densities,
     gmm_sample,
     log_normalize,
@@ -31,6 +30,9 @@ from genlab.stats.gmm import (
 
 # Lloyd (k-means) iterations run after k-means++ seeding when init="kmeans++".
 KMEANS_LLOYD_ITERS = 10
+
+# weights_init must sum to 1 within this absolute tolerance (scikit-learn's value for float64).
+WEIGHTS_SUM_ATOL = 1e-8
 
 
 class ConvergenceWarning(UserWarning):
@@ -123,25 +125,105 @@ def _one_hot(labels: np.ndarray, k: int) -> np.ndarray:
     return resp
 
 
+# ---------------------------------------------------------------- checks of constructor arguments
+def _check_int(name: str, value, minimum: int) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}; got {value!r}.")
+    return int(value)
+
+
+def _check_nonnegative_real(name: str, value) -> float:
+    real = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+    if not (real and np.isfinite(value) and value >= 0):
+        raise ConfigError(f"{name} must be a finite number >= 0; got {value!r}.")
+    return float(value)
+
+
+def _as_float_array(name: str, value, need: tuple[int, ...]) -> np.ndarray:
+    try:
+        return np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a numeric array of shape {need}; the {type(value).__name__} given cannot be read as one.") from None
+
+
+def _check_finite(name: str, arr: np.ndarray) -> np.ndarray:
+    if not np.all(np.isfinite(arr)):
+        raise ConfigError(f"{name} contains NaN or infinite values; pass finite numbers only.")
+    return arr
+
+
+def _as_init_array(name: str, value, k: int, d: int, need: tuple[int, ...]) -> np.ndarray:
+    """``value`` as a finite float array of exactly the shape ``need`` built from K and D (never reshaped)."""
+    arr = _as_float_array(name, value, need)
+    if arr.shape != need:
+        if len(need) == 2 and arr.shape == need[::-1]:
+            hint = "did you pass it transposed?"
+        elif sorted(arr.shape) == sorted(need):
+            hint = "the components must be on the first axis; did you stack them along another one?"
+        else:
+            hint = f"give one entry per component on the first axis, sized for the {d} features of X."
+        raise ConfigError(f"{name} has shape {arr.shape} but n_components={k}, n_features={d} need {need}; {hint}")
+    return _check_finite(name, arr)
+
+
+def check_weights_init(weights, k: int) -> np.ndarray:
+    """π (K,): finite, non-negative, summing to 1 within ``WEIGHTS_SUM_ATOL``."""
+    w = _as_float_array("weights_init", weights, (k,))
+    if w.shape != (k,):
+        raise ConfigError(f"weights_init has shape {w.shape} but n_components={k} needs ({k},); pass a flat array with one weight per component.")
+    _check_finite("weights_init", w)
+    if np.any(w < 0):
+        j = int(np.argmin(w))
+        raise ConfigError(f"weights_init must be non-negative but weights_init[{j}] = {w[j]:.6g}; pass mixing proportions in [0, 1].")
+    if abs(w.sum() - 1.0) > WEIGHTS_SUM_ATOL:
+        raise ConfigError(f"weights_init must sum to 1 (within {WEIGHTS_SUM_ATOL:g}) but sums to {w.sum():.10g}; divide it by its sum.")
+    return w
+
+
+def check_spd_init(name: str, mats, k: int, d: int) -> np.ndarray:
+    """K symmetric positive-definite (D, D) matrices, (K, D, D); the tests scikit-learn applies to
+    precisions: symmetric to ``np.allclose`` and every eigenvalue > 0."""
+    a = _as_init_array(name, mats, k, d, (k, d, d))
+    for j in range(k):
+        if not np.allclose(a[j], a[j].T):
+            raise ConfigError(f"{name}[{j}] is not symmetric; pass symmetric matrices, e.g. (A + A.T) / 2.")
+        smallest = np.linalg.eigvalsh(a[j])[0]
+        if not smallest > 0:
+            raise ConfigError(
+                f"{name}[{j}] is not positive definite (smallest eigenvalue {smallest:.3g}); "
+                "add a small multiple of the identity to it."
+            )
+    return a
+
+
 # ---------------------------------------------------------------- the estimator
 class GaussianMixture:
     """Gaussian mixture with full covariances, fitted by EM (scikit-learn conventions).
 
     Parameters
     ----------
-    n_components : K, the number of Gaussian components.
-    max_iter : maximum number of EM iterations per initialisation.
-    tol : stop when the mean log-likelihood per sample changes by less than ``tol``.
+    n_components : K ≥ 1, the number of Gaussian components.
+    max_iter : maximum number (≥ 1) of EM iterations per initialisation.
+    tol : stop when the mean log-likelihood per sample changes by less than ``tol`` (≥ 0, as in
+        scikit-learn; 0 runs exactly ``max_iter`` iterations).
     init : "kmeans++" — k-means++ seeding followed by up to ``KMEANS_LLOYD_ITERS`` (10) Lloyd
         iterations; the hard cluster labels then give the first (π, μ, Σ) through one M-step.
         "random" — random responsibilities (uniform, rows normalised) then one M-step.
-    reg_covar : ε added to the diagonal of every Σ_k (keeps Σ_k invertible when a component
+    reg_covar : ε ≥ 0 added to the diagonal of every Σ_k (keeps Σ_k invertible when a component
         collapses onto a few points).
     weights_init, means_init, covariances_init : explicit starting π (K,), μ (K, D), Σ (K, D, D);
         each one given overrides the corresponding part of ``init``. With ``means_init`` alone the
-        points are first assigned to the nearest given mean.
+        points are first assigned to the nearest given mean. Shapes must be exactly these (nothing
+        is reshaped, so a transposed array is refused), values finite, π ≥ 0 with Σ_k π_k = 1
+        (within 1e-8, as scikit-learn), every Σ_k symmetric positive definite.
+    precisions_init : starting precisions Σ_k⁻¹ (K, D, D), scikit-learn's way of giving Σ; an
+        alternative to ``covariances_init`` (not both), checked the same way.
+    covariance_type : only "full" is implemented (accepted for scikit-learn compatibility).
     random_state : None, int seed or ``np.random.Generator``.
-    n_init : number of initialisations; the fit with the highest final log-likelihood is kept.
+    n_init : number (≥ 1) of initialisations; the fit with the highest final log-likelihood is kept.
+
+    Every argument is checked when ``fit`` is called (scikit-learn's convention: the initial arrays
+    need the number of features of X); each problem raises a one-line ``ConfigError`` naming it.
 
     Fitted attributes: ``weights_``, ``means_``, ``covariances_``, ``converged_``, ``n_iter_``,
     ``log_likelihood_history_`` (mean log-likelihood per sample, one per iteration, the first being
@@ -159,8 +241,10 @@ class GaussianMixture:
         weights_init=None,
         means_init=None,
         covariances_init=None,
+        precisions_init=None,
         random_state=None,
         n_init: int = 1,
+        covariance_type: str = "full",
     ):
         self.n_components = n_components
         self.max_iter = max_iter
@@ -170,8 +254,10 @@ class GaussianMixture:
         self.weights_init = weights_init
         self.means_init = means_init
         self.covariances_init = covariances_init
+        self.precisions_init = precisions_init
         self.random_state = random_state
         self.n_init = n_init
+        self.covariance_type = covariance_type
 
     def __repr__(self) -> str:
         return f"GaussianMixture(n_components={self.n_components}, init={self.init!r}, tol={self.tol}, max_iter={self.max_iter})"
@@ -187,24 +273,43 @@ class GaussianMixture:
             raise GenlabError(f"X has {X.shape[1]} features but the mixture was fitted on {self.n_features_in_}.")
         return X
 
-    def _check_params(self, X: np.ndarray) -> None:
-        k = self.n_components
-        if not (isinstance(k, (int, np.integer)) and k >= 1):
-            raise GenlabError(f"n_components must be a positive integer; got {k!r}.")
-        if X.shape[0] < k:
-            raise GenlabError(f"n_components={k} needs at least {k} samples; got {X.shape[0]}. Use fewer components.")
+    def _check_params(self, X: np.ndarray):
+        """Check every constructor argument against X (N, D); returns the initial (π, μ, Σ), each
+        None where not given. Each problem raises a one-line ConfigError naming the argument."""
+        k = _check_int("n_components", self.n_components, 1)
+        _check_int("max_iter", self.max_iter, 1)
+        _check_int("n_init", self.n_init, 1)
+        _check_nonnegative_real("tol", self.tol)
+        _check_nonnegative_real("reg_covar", self.reg_covar)
+        if self.covariance_type != "full":
+            raise ConfigError(f"covariance_type must be 'full' (the only one genlab implements); got {self.covariance_type!r}.")
         if self.init not in ("kmeans++", "random"):
-            raise GenlabError(f"init must be 'kmeans++' or 'random'; got {self.init!r}.")
-        if self.max_iter < 0 or self.tol < 0 or self.reg_covar < 0 or self.n_init < 1:
-            raise GenlabError("max_iter, tol and reg_covar must be >= 0 and n_init >= 1; check the constructor arguments.")
+            raise ConfigError(f"init must be 'kmeans++' or 'random'; got {self.init!r}.")
+        if X.shape[0] < k:
+            raise ConfigError(f"n_components={k} needs at least {k} samples; got {X.shape[0]}. Use fewer components.")
+        d = X.shape[1]
+        weights = None if self.weights_init is None else check_weights_init(self.weights_init, k)
+        means = None if self.means_init is None else _as_init_array("means_init", self.means_init, k, d, (k, d))
+        if self.covariances_init is not None and self.precisions_init is not None:
+            raise ConfigError("covariances_init and precisions_init were both given; pass only one of them.")
+        covs = None
+        if self.covariances_init is not None:
+            covs = check_spd_init("covariances_init", self.covariances_init, k, d)
+        elif self.precisions_init is not None:
+            covs = np.linalg.inv(check_spd_init("precisions_init", self.precisions_init, k, d))
+            covs = (covs + covs.transpose(0, 2, 1)) / 2  # inv() leaves asymmetry at the 1e-16 level
+        try:
+            np.random.default_rng(self.random_state)
+        except (TypeError, ValueError):
+            raise ConfigError(f"random_state must be None, a non-negative integer or a numpy Generator; got {self.random_state!r}.") from None
+        return weights, means, covs
 
-    def _initial_params(self, X: np.ndarray, rng: np.random.Generator):
-        k, d = self.n_components, X.shape[1]
-        given = (self.weights_init, self.means_init, self.covariances_init)
+    def _initial_params(self, X: np.ndarray, rng: np.random.Generator, given):
+        k = self.n_components
+        weights0, means0, covs0 = given
         if all(g is not None for g in given):
-            return check_gmm_params(*given)
-        if self.means_init is not None:
-            means0 = np.asarray(self.means_init, dtype=float).reshape(k, d)
+            return weights0, means0, covs0
+        if means0 is not None:
             resp = _one_hot(_nearest(X, means0), k)
         elif self.init == "kmeans++":
             resp = _one_hot(lloyd(X, kmeans_plusplus(X, k, rng)), k)
@@ -212,13 +317,10 @@ class GaussianMixture:
             resp = rng.uniform(size=(X.shape[0], k))
             resp /= resp.sum(axis=1, keepdims=True)
         weights, means, covs = m_step(X, resp, self.reg_covar)
-        weights = weights if self.weights_init is None else np.asarray(self.weights_init, dtype=float)
-        means = means if self.means_init is None else np.asarray(self.means_init, dtype=float).reshape(k, d)
-        covs = covs if self.covariances_init is None else np.asarray(self.covariances_init, dtype=float)
-        weights, means, covs = check_gmm_params(weights, means, covs)
-        if means.shape != (k, d):
-            raise GenlabError(f"means_init must have shape ({k}, {d}); got {means.shape}.")
-        precision_cholesky(covs)  # raises a GenlabError if an initial Σ_k is not positive definite
+        weights = weights if weights0 is None else weights0
+        means = means if means0 is None else means0
+        covs = covs if covs0 is None else covs0
+        precision_cholesky(covs)  # raises a GenlabError if an estimated Σ_k is not positive definite
         return weights, means, covs
 
     # -- fitting
@@ -237,11 +339,11 @@ class GaussianMixture:
     def fit(self, X) -> "GaussianMixture":
         """Fit (π, μ, Σ) to the rows of X (N, D) by EM; returns ``self``."""
         X = self._check_X(X)
-        self._check_params(X)
+        given = self._check_params(X)
         rng = np.random.default_rng(self.random_state)
         best = None
         for _ in range(self.n_init):
-            params = self._initial_params(X, rng)
+            params = self._initial_params(X, rng, given)
             params, history, converged, n_iter = self._run_em(X, params)
             final = e_step(X, *params)[0]  # the score of the parameters actually returned
             if best is None or final > best[0]:
@@ -250,7 +352,7 @@ class GaussianMixture:
         self.log_likelihood_history_ = history
         self.lower_bound_ = float(history[-1]) if history.size else -np.inf
         self.n_features_in_ = X.shape[1]
-        if not self.converged_ and self.max_iter > 0:
+        if not self.converged_:
             warnings.warn(
                 f"EM did not converge in max_iter={self.max_iter} iterations (tol={self.tol}); "
                 "increase max_iter or tol, or try another initialisation.",
