@@ -28,10 +28,12 @@ class SampleNoise:
 
     ``SampleNoise(seed, range(64, 128))`` covers samples 64..127 of request ``seed``;
     ``randn_like(x)`` (x of shape (B, ...), B = number of indices) returns noise whose row b comes
-    from sample ``indices[b]``'s own stream.
+    from sample ``indices[b]``'s own stream. Each stream is drawn ``block`` draws at a time (one
+    call per sample per block, not per step), so per-sample noise costs little; the k-th draw of a
+    sample is the same whatever request or chunk the sample is in.
     """
 
-    def __init__(self, seed: int, indices: Sequence[int]):
+    def __init__(self, seed: int, indices: Sequence[int], block: int = 16):
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
             raise ConfigError(f"seed must be a non-negative int, got {seed!r}")
         self.seed, self.indices = int(seed), [int(i) for i in indices]
@@ -41,11 +43,26 @@ class SampleNoise:
             torch.Generator().manual_seed(int(np.random.SeedSequence([self.seed, i]).generate_state(1, dtype=np.uint64)[0] >> 1))
             for i in self.indices
         ]
+        self.block = block
+        self._buffer: torch.Tensor | None = None  # (B, block, *shape): the next draws of every stream
+        self._used = 0
 
     def __len__(self) -> int:
         return len(self.indices)
 
     def randn_like(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[0] != len(self.generators):
+            raise ConfigError(f"noise for {len(self.generators)} samples was asked for a batch of {x.shape[0]}")
+        shape = tuple(x.shape[1:])
+        if self._buffer is None or self._used == self.block or tuple(self._buffer.shape[2:]) != shape:
+            self._buffer = torch.stack([torch.randn((self.block, *shape), generator=g, dtype=torch.float32) for g in self.generators])
+            self._used = 0
+        z = self._buffer[:, self._used]
+        self._used += 1
+        return z.to(device=x.device, dtype=x.dtype)
+
+
+def randn_like(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[0] != len(self.generators):
             raise ConfigError(f"noise for {len(self.generators)} samples was asked for a batch of {x.shape[0]}")
         rows = [torch.randn(x.shape[1:], generator=g, dtype=torch.float32) for g in self.generators]
