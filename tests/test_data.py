@@ -312,9 +312,9 @@ def test_toy2d_errors():
 
 # ----------------------------------------------------------------------------------- registry
 def test_image_registry_unknown_name_lists_valid_names():
-    assert data.IMAGE_DATASETS == ("digits", "mnist", "fashion_mnist")
-    with pytest.raises(GenlabError, match="use one of: digits, mnist, fashion_mnist"):
-        data.load_image_dataset("cifar10")
+    assert data.IMAGE_DATASETS == ("digits", "mnist", "fashion_mnist", "cifar10")
+    with pytest.raises(GenlabError, match="use one of: digits, mnist, fashion_mnist, cifar10"):
+        data.load_image_dataset("svhn")
 
 
 def test_image_registry_dispatches_to_mnist(tmp_path, monkeypatch, offline):

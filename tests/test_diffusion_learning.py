@@ -34,7 +34,7 @@ def run(tmp_path_factory):
 @pytest.mark.slow
 def test_samples_match_the_mixture(run):
     spec, result, _ = run
-    x = generate(result.best_model.eval(), spec, N_SAMPLES, sampler="ddpm", steps=200, seed=1).numpy()
+    x = generate(result.best_model.eval(), spec, N_SAMPLES, sampler="ddpm", steps=200, seed=1, batch_size=N_SAMPLES).numpy()
     right = x[:, 0] > 0
     p = WEIGHTS[1]
     # mixture weight: Monte Carlo error √(p(1−p)/N) ≈ 0.010, plus 0.03 for what 600 steps cannot learn

@@ -142,6 +142,9 @@ def cmd_train(args) -> None:
         raise GenlabError("toy2d has no labels, so it cannot be trained --conditional; drop the flag")
     if args.dataset == "toy2d" and (args.base_channels or args.channel_mults):
         raise GenlabError("--base-channels/--channel-mults configure the U-Net; toy2d uses an MLP")
+    if args.dataset == "cifar10":
+        print("note: CIFAR-10 (50 000 RGB images, 3×32×32) is slow to train on a CPU: good samples need "
+              "GPU-hours; on a CPU, use a small --steps to try the pipeline (a GPU is used automatically when present)", flush=True)
     out = args.out or Path("outputs") / args.dataset
     data = load_training_data(args.dataset, toy=args.toy, seed=args.seed)
     spec = DiffusionSpec(

@@ -38,7 +38,7 @@ from genlab.nn.toy_denoiser import ToyDenoiser, ToyDenoiserConfig
 from genlab.nn.unet import UNet, UNetConfig
 from genlab.train import TrainConfig, TrainResult, fit, load_model
 
-DATASETS = ("digits", "mnist", "fashion_mnist", "toy2d")
+DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", "toy2d")
 SAMPLERS = ("ddpm", "ddim")
 
 
@@ -106,6 +106,7 @@ def default_unet_config(image_size: int, in_channels: int = 1, num_classes: int 
     """The course's default U-Net for a given image size (about 0.9 M parameters at 28×28).
 
     8×8 digits: two levels (8 → 4); 16/28/32: three levels with attention at the lowest one.
+    CIFAR-10 (3×32×32) uses the same three levels with ``in_channels=3`` (32 → 16 → 8, attention at 8).
     """
     if image_size <= 8:
         base = dict(base_channels=32, channel_mults=(1, 2), attention_resolutions=(image_size // 2,), num_res_blocks=1)
