@@ -259,3 +259,77 @@ def test_train_cifar10_end_to_end_on_stand_in_data(tmp_path, monkeypatch, capsys
 
     img = Image.open(tmp_path / "c.png")
     assert img.mode == "RGB"
+
+
+# ------------------------------------------------------------------------------------------
+# genlab eval
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def feature_cache(tmp_path_factory):
+    """A private data cache, so the digits feature network is trained once for these tests."""
+    import os
+
+    old = os.environ.get("GENLAB_DATA")
+    os.environ["GENLAB_DATA"] = str(tmp_path_factory.mktemp("data"))
+    yield
+    if old is None:
+        del os.environ["GENLAB_DATA"]
+    else:
+        os.environ["GENLAB_DATA"] = old
+
+
+@pytest.mark.slow
+def test_eval_checkpoint_prints_a_table_and_writes_json(trained, tmp_path, feature_cache, capsys):
+    out = tmp_path / "e.json"
+    assert main(["eval", "--ckpt", str(trained), "--n", "150", "--steps", "2", "--guidance", "2", "--out", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["n"] == 150 and report["dataset"] == "digits"
+    assert set(report["metrics"]) >= {"FID", "KID", "IS", "precision", "recall", "conditional accuracy"}
+    printed = capsys.readouterr().out
+    assert "N=150" in printed and "FID" in printed  # every figure names its N and reference
+
+
+@pytest.mark.slow
+def test_eval_samples_file_scores_real_images_better_than_noise(tmp_path, feature_cache, capsys):
+    import numpy as np
+    import torch
+
+    from genlab.data import load_digits
+
+    real, _ = load_digits("train")
+    np.save(tmp_path / "real.npy", real[:200].numpy())
+    torch.save({"samples": (torch.rand(200, 1, 8, 8) * 2 - 1)}, tmp_path / "noise.pt")
+    assert main(["eval", "--samples", str(tmp_path / "real.npy"), "--dataset", "digits", "--n", "200"]) == 0
+    assert main(["eval", "--samples", str(tmp_path / "noise.pt"), "--dataset", "digits", "--n", "200"]) == 0
+    fid_real = json.loads((tmp_path / "real.eval.json").read_text())["metrics"]["FID"]["value"]
+    fid_noise = json.loads((tmp_path / "noise.eval.json").read_text())["metrics"]["FID"]["value"]
+    assert fid_real < fid_noise / 5
+
+
+@pytest.mark.parametrize(
+    "make, argv, needle",
+    [
+        (lambda p: np_save(p / "s.npy", (2, 8, 8)), ["--samples", "{tmp}/s.npy", "--dataset", "digits"], "samples"),
+        (lambda p: np_save(p / "s.npy", (200, 1, 8, 8), scale=255), ["--samples", "{tmp}/s.npy", "--dataset", "digits"], "[-1, 1]"),
+        (lambda p: np_save(p / "s.npy", (20, 1, 8, 8)), ["--samples", "{tmp}/s.npy", "--dataset", "digits"], "N > D"),
+        (lambda p: np_save(p / "s.npy", (200, 1, 8, 8)), ["--samples", "{tmp}/s.npy", "--dataset", "svhn"], "unknown data set"),
+        (lambda p: np_save(p / "s.npy", (200, 1, 8, 8)), ["--samples", "{tmp}/s.npy"], "--dataset"),
+        (lambda p: (p / "s.txt").write_text("x"), ["--samples", "{tmp}/s.txt", "--dataset", "digits"], ".npy"),
+        (lambda p: (p / "s.npy").write_bytes(b"not numpy"), ["--samples", "{tmp}/s.npy", "--dataset", "digits"], "cannot read samples"),
+        (lambda p: None, ["--ckpt", "{cond}", "--dataset", "mnist"], "trained on digits"),
+    ],
+)
+def test_eval_bad_input_is_one_clear_line(make, argv, needle, trained, tmp_path, feature_cache, capsys):
+    make(tmp_path)
+    capsys.readouterr()
+    assert main(["eval", *[a.format(tmp=tmp_path, cond=trained) for a in argv]]) == 2
+    line = error_line(capsys)
+    assert line.startswith("genlab: error:") and needle in line, line
+
+
+def np_save(path, shape, scale=1.0):
+    import numpy as np
+
+    np.save(path, (np.random.default_rng(0).uniform(-1, 1, shape) * scale).astype(np.float32))

@@ -78,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     from genlab.pipeline import DATASETS, SAMPLERS
 
     parser = argparse.ArgumentParser(prog="genlab", description="Train, sample and demo small diffusion models on a CPU.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{demo,train,sample}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{demo,train,sample,eval}")
 
     demo = sub.add_parser("demo", help="train a class-conditional diffusion model on 8×8 digits in a few CPU minutes")
     demo.add_argument("--out", type=Path, default=Path("outputs/demo"), help="output folder (default: outputs/demo)")
@@ -117,7 +117,63 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--batch-size", type=positive_int, default=64, help="samples per forward pass (default: 64); does not change the samples")
     sample.add_argument("--out", type=Path, default=Path("samples.png"), help="output image, .png or .jpg (default: samples.png)")
     sample.add_argument("--raw-weights", action="store_true", help="use the raw weights instead of the EMA")
+    ev = sub.add_parser("eval", help="score a checkpoint's samples, or a file of images, with FID, KID, IS, precision/recall")
+    src = ev.add_mutually_exclusive_group(required=True)
+    src.add_argument("--ckpt", type=Path, help="sample this checkpoint and score the samples")
+    src.add_argument("--samples", type=Path, help="score these images: .npy/.npz/.pt/.safetensors, N×C×H×W in [-1, 1]")
+    ev.add_argument("--dataset", default=None, help="the real data to compare with (default: the checkpoint's): digits, mnist, fashion_mnist, cifar10")
+    ev.add_argument("--n", type=positive_int, default=2000, help="samples to score, and real reference images (default: 2000)")
+    ev.add_argument("--sampler", choices=SAMPLERS, default="ddim")
+    ev.add_argument("--steps", type=positive_int, default=50, help="sampling steps (default: 50)")
+    ev.add_argument("--guidance", type=finite_float, default=1.0, help="classifier-free guidance scale w (conditional models)")
+    ev.add_argument("--seed", type=non_negative_int, default=0)
+    ev.add_argument("--batch-size", type=positive_int, default=64, help="samples per forward pass (default: 64)")
+    ev.add_argument("--out", type=Path, default=None, help="JSON report (default: eval.json next to the checkpoint or the samples file)")
     return parser
+
+
+def cmd_eval(args) -> None:
+    import json
+    import time
+
+    import torch
+
+    from genlab.metrics import evaluate
+    from genlab.pipeline import generate, load_diffusion, load_samples_file
+
+    labels, t0 = None, time.perf_counter()
+    if args.ckpt is not None:
+        model, spec = load_diffusion(args.ckpt)
+        if len(spec.shape) != 3:
+            raise GenlabError(f"checkpoint at {args.ckpt} models {spec.dataset} points, not images: there is nothing to score with image metrics")
+        dataset = args.dataset or spec.dataset
+        if dataset != spec.dataset:
+            raise GenlabError(f"checkpoint at {args.ckpt} was trained on {spec.dataset}, not {dataset}: drop --dataset or pass --dataset {spec.dataset}")
+        if spec.num_classes:
+            labels = torch.arange(args.n) % spec.num_classes
+        print(f"sampling {args.n} images from {args.ckpt} ({args.sampler}, {args.steps} steps, guidance {args.guidance})", flush=True)
+        samples = generate(model, spec, args.n, sampler=args.sampler, steps=args.steps, labels=labels,
+                           guidance=args.guidance, seed=args.seed, batch_size=args.batch_size, progress=True)
+        source, default_out = str(args.ckpt), args.ckpt / "eval.json"
+    else:
+        if args.dataset is None:
+            raise GenlabError("--samples needs --dataset (the real data to compare with), e.g. --dataset mnist")
+        dataset, samples = args.dataset, load_samples_file(args.samples)
+        source, default_out = str(args.samples), args.samples.with_suffix(".eval.json")
+    t_sample = time.perf_counter() - t0
+    result = evaluate(samples, dataset, n=min(args.n, len(samples)), labels=labels, progress=True)
+    report = {"source": source, "dataset": dataset, "sampling_seconds": t_sample, **result.to_dict()}
+    if args.ckpt is not None:
+        report.update(sampler=args.sampler, steps=args.steps, guidance=args.guidance, seed=args.seed)
+    out = args.out or default_out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    width = max(len(name) for name in result.results)
+    print(f"\n{'metric':<{width}}  value")
+    for name, r in result.results.items():
+        print(f"{name:<{width}}  {r.value:.4g}" + (f" ± {r.std:.2g}" if r.std is not None else ""))
+    print("\n" + result.describe())
+    print(f"wrote {out}")
 
 
 def cmd_demo(args) -> None:
@@ -219,7 +275,7 @@ def os_error_message(e: OSError) -> str:
     return f"{e.strerror or e}{':' + where if where else ''}"
 
 
-COMMANDS = {"demo": cmd_demo, "train": cmd_train, "sample": cmd_sample}
+COMMANDS = {"demo": cmd_demo, "train": cmd_train, "sample": cmd_sample, "eval": cmd_eval}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -275,6 +275,55 @@ def generate(
     )  # fmt: skip
 
 
+SAMPLE_FILES = (".npy", ".npz", ".pt", ".safetensors")
+
+
+def load_samples_file(path: str | Path) -> torch.Tensor:
+    """Images from a file (.npy, .npz, .pt or .safetensors) as a float32 tensor; nothing is unpickled.
+
+    .npz and .safetensors: the array named ``samples`` (or ``images``), or the only one; .pt is read
+    with ``torch.load(weights_only=True)`` and must hold a tensor (or a dict with ``samples``).
+    Shape and range are checked by :func:`genlab.metrics.evaluate`.
+    """
+    import numpy as np
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in SAMPLE_FILES:
+        raise ConfigError(f"cannot read samples from {path}: use one of {', '.join(SAMPLE_FILES)}")
+    if not path.is_file():
+        raise ConfigError(f"no samples file at {path}")
+
+    def pick(named: dict, what: str):
+        for key in ("samples", "images"):
+            if key in named:
+                return named[key]
+        if len(named) == 1:
+            return next(iter(named.values()))
+        raise ConfigError(f"{path} holds {what} {sorted(named)}: name the samples 'samples' (or keep only one)")
+
+    try:
+        if suffix == ".npy":
+            value = np.load(path, allow_pickle=False)
+        elif suffix == ".npz":
+            with np.load(path, allow_pickle=False) as z:
+                value = pick({k: z[k] for k in z.files}, "arrays")
+        elif suffix == ".pt":
+            value = torch.load(path, map_location="cpu", weights_only=True)
+            value = pick(value, "entries") if isinstance(value, dict) else value
+        else:
+            from safetensors.torch import load_file
+
+            value = pick(load_file(str(path)), "tensors")
+    except GenlabError:
+        raise
+    except Exception as e:  # a corrupt or foreign file: one line, no traceback
+        raise ConfigError(f"cannot read samples from {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from None
+    if not isinstance(value, (torch.Tensor, np.ndarray)):
+        raise ConfigError(f"{path} does not hold an array of images (found {type(value).__name__})")
+    return torch.as_tensor(np.asarray(value) if isinstance(value, np.ndarray) else value).float()
+
+
 IMAGE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
 
 
