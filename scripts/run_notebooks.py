@@ -1,11 +1,12 @@
 #!/usr/bin/env python
 """Execute the course notebooks with papermill, at learner scale or at smoke scale.
 
-    python scripts/run_notebooks.py [--scale learner|smoke] [--out build/notebooks] [names...]
+    python scripts/run_notebooks.py [--scale learner|smoke] [--out build/notebooks] [-p NAME=VALUE ...] [names...]
 
 ``names`` are file names, stems or number prefixes (``30``, ``30_probability…``); none = all of
 notebooks/generative/. Smoke scale injects ``SMOKE = True`` (and ``DATASET = "digits"`` where the
-notebook's ``parameters`` cell defines ``DATASET``). Executed copies go to ``--out``; the committed
+notebook's ``parameters`` cell defines ``DATASET``); ``-p NAME=VALUE`` (a Python literal) sets any
+parameter on top of that, e.g. ``-p DATASET=mnist -p EPOCHS=2``. Executed copies go to ``--out``; the committed
 notebooks are never written. Each notebook runs in its own folder, with matplotlib's inline backend
 (headless; figures are embedded in the executed copy),
 in a kernel that uses this very interpreter. Exit status: 0 all passed, 1 some failed, 2 bad usage.
@@ -160,12 +161,16 @@ def _describe_failure(path: Path, nb, error, output: Path) -> NotebookExecutionE
 
 
 def run_notebook(path: str | os.PathLike, smoke: bool, out_dir: str | os.PathLike,
-                 cell_timeout: float | None = None, threads: int | None = None) -> float:
+                 cell_timeout: float | None = None, threads: int | None = None,
+                 parameters: dict | None = None) -> float:
     """Execute one notebook; returns its wall time in seconds.
 
-    ``smoke`` injects the smoke parameters (:func:`smoke_parameters`); the executed copy is written
-    to ``out_dir/<name>``. ``threads`` limits the kernel's BLAS/OpenMP threads (e.g. 1 per pytest
-    worker). Raises :class:`NotebookExecutionError` naming the notebook and the failing cell.
+    ``smoke`` injects the smoke parameters (:func:`smoke_parameters`); ``parameters`` are injected
+    on top of those (they win), e.g. ``{"DATASET": "mnist"}`` to run at smoke scale on MNIST. The
+    executed copy is written to ``out_dir/<name>``. ``threads`` limits the kernel's BLAS/OpenMP
+    threads (e.g. 1 per pytest worker). The kernel inherits this process's environment (so
+    ``GENLAB_DATA`` set here is seen by the notebook). Raises :class:`NotebookExecutionError`
+    naming the notebook and the failing cell.
     """
     import nbformat
     import papermill as pm
@@ -176,7 +181,7 @@ def run_notebook(path: str | os.PathLike, smoke: bool, out_dir: str | os.PathLik
     out_dir.mkdir(parents=True, exist_ok=True)
     output = out_dir / path.name
     nb = nbformat.read(path, as_version=4)
-    params = smoke_parameters(nb) if smoke else {}
+    params = {**(smoke_parameters(nb) if smoke else {}), **(parameters or {})}
     n = str(threads) if threads else None
     start = time.perf_counter()
     try:
@@ -215,6 +220,20 @@ def select(names: list[str], available: list[Path]) -> list[Path]:
     return chosen
 
 
+def parse_overrides(items: list[str]) -> dict:
+    """``["EPOCHS=3", "DATASET=mnist"]`` → ``{"EPOCHS": 3, "DATASET": "mnist"}`` (literals, else strings)."""
+    out = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.isidentifier():
+            raise ValueError(f"bad parameter {item!r}; write NAME=VALUE, e.g. EPOCHS=3")
+        try:
+            out[name] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            out[name] = value
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -223,7 +242,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="learner: the notebooks' own defaults; smoke: SMOKE=True (CI size)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for executed copies")
     parser.add_argument("--cell-timeout", type=float, default=None, help="seconds allowed per cell (default: none)")
+    parser.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
+                        help="set a parameter (VALUE is a Python literal; a bare word is taken as a string)")
     args = parser.parse_args(argv)
+    try:
+        overrides = parse_overrides(args.param)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
 
     try:
         notebooks = select(args.names, course_notebooks())
@@ -241,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         try:
             seconds = run_notebook(path, smoke=args.scale == "smoke", out_dir=args.out,
-                                   cell_timeout=args.cell_timeout)
+                                   cell_timeout=args.cell_timeout, parameters=overrides)
             print(f"{prefix}  ok  {seconds:6.1f} s", flush=True)
         except NotebookExecutionError as err:
             print(f"{prefix}  FAILED  {time.perf_counter() - start:6.1f} s\n{err}", flush=True)

@@ -4,13 +4,16 @@ The runner itself (scripts/run_notebooks.py) is tested on tiny notebooks written
 tests mean something even before the course notebooks exist.
 """
 
+import gzip
 import importlib.util
 import json
 import os
+import struct
 import sys
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -90,6 +93,62 @@ def test_notebook_runs_at_smoke_scale(path, tmp_path):
         pytest.fail(str(err), pytrace=False)
 
 
+def _write_idx_gz(path: Path, array: np.ndarray) -> None:
+    """An IDX file written by hand (uint8; big-endian header), gzip-compressed, as the MNIST files are."""
+    header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    path.write_bytes(gzip.compress(header + np.ascontiguousarray(array, dtype=np.uint8).tobytes(), compresslevel=1))
+
+
+def place_digit_like_mnist(root: Path) -> dict:
+    """MNIST-format files in ``root`` with MNIST's official counts (60 000 / 10 000, which the loader
+    checks), holding scikit-learn's 8×8 digits scaled ×3 to 24×24 and placed at a random offset on a
+    28×28 canvas: learnable like MNIST, and written here, so no download is needed or attempted."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    small = np.round(digits.images / 16 * 255).astype(np.uint8)          # (1797, 8, 8), 0..255
+    big = np.kron(small, np.ones((1, 3, 3), dtype=np.uint8))              # (1797, 24, 24)
+    counts = {}
+    for prefix, n, seed in (("train", 60_000, 0), ("t10k", 10_000, 1)):
+        rng = np.random.default_rng(seed)
+        pick = rng.integers(0, len(big), size=n)
+        dy, dx = rng.integers(0, 5, size=(2, n))                          # offsets 0..4 on the canvas
+        images = np.zeros((n, 28, 28), dtype=np.uint8)
+        for oy in range(5):
+            for ox in range(5):
+                sel = np.flatnonzero((dy == oy) & (dx == ox))
+                images[sel, oy:oy + 24, ox:ox + 24] = big[pick[sel]]
+        _write_idx_gz(root / f"{prefix}-images-idx3-ubyte.gz", images)
+        _write_idx_gz(root / f"{prefix}-labels-idx1-ubyte.gz", digits.target[pick].astype(np.uint8))
+        counts[prefix] = n
+    return counts
+
+
+@pytest.mark.notebook
+@pytest.mark.slow
+def test_notebook_36_runs_on_mnist_format_files(tmp_path, monkeypatch):
+    """The MNIST path of notebook 36 (IDX files under $GENLAB_DATA), not only the digits fallback."""
+    path = NOTEBOOK_DIR / "36_neural_networks_mnist_v1.ipynb"
+    if not path.is_file():
+        pytest.skip("notebook 36 not present")
+    data = tmp_path / "data"
+    data.mkdir()
+    place_digit_like_mnist(data)
+    placed = sorted(p.name for p in data.iterdir())
+    monkeypatch.setenv("GENLAB_DATA", str(data))  # the kernel inherits this process's environment
+    threads = 1 if os.environ.get("PYTEST_XDIST_WORKER") else None
+    try:
+        runner.run_notebook(path, smoke=True, out_dir=tmp_path / "out", threads=threads,
+                            parameters={"DATASET": "mnist"})
+    except runner.NotebookExecutionError as err:
+        pytest.fail(str(err), pytrace=False)
+    executed = nbformat.read(tmp_path / "out" / path.name, as_version=4)
+    text = "\n".join(o.get("text", "") for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    assert "データセット: mnist" in text and "1, 28, 28)" in text and "入力次元: 784" in text
+    assert "学習用: 分割 'train'、テスト用: 分割 'test'" in text  # both splits were read from the IDX files
+    assert sorted(p.name for p in data.iterdir()) == placed      # nothing was downloaded next to them
+
+
 # ----------------------------------------------------------------- the runner, on tiny notebooks
 def write_notebook(path: Path, cells: list) -> Path:
     nb = nbformat.v4.new_notebook()
@@ -138,6 +197,19 @@ def test_run_notebook_injects_smoke_and_uses_this_interpreter(tmp_path):
     # The source notebook is untouched (still clean).
     assert all(c.get("execution_count") is None for c in nbformat.read(nb_path, as_version=4).cells
                if c.cell_type == "code")
+
+
+def test_run_notebook_parameters_override_smoke_ones(tmp_path):
+    nb_path = write_notebook(tmp_path / "96_override.ipynb", [
+        params_cell('SMOKE = False\nDATASET = "mnist"\nEPOCHS = 8'),
+        nbformat.v4.new_code_cell("import json; json.dump([SMOKE, DATASET, EPOCHS], open('seen.json', 'w'))"),
+    ])
+    runner.run_notebook(nb_path, smoke=True, out_dir=tmp_path / "out", parameters={"DATASET": "mnist", "EPOCHS": 2})
+    assert json.loads((tmp_path / "seen.json").read_text()) == [True, "mnist", 2]
+    assert runner.parse_overrides(["EPOCHS=2", "DATASET=mnist", "HIDDEN=(8, 8)"]) == {
+        "EPOCHS": 2, "DATASET": "mnist", "HIDDEN": (8, 8)}
+    with pytest.raises(ValueError, match="NAME=VALUE"):
+        runner.parse_overrides(["EPOCHS"])
 
 
 def test_run_notebook_failure_names_notebook_and_cell(tmp_path):
