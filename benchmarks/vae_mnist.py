@@ -33,7 +33,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine_info  # noqa: E402
 
-from genlab.data import data_root, load_mnist
+from genlab.data import load_mnist
 from genlab.nn.vae import VAE, VAEConfig, elbo_terms, importance_log_likelihood, vae_loss
 from genlab.train import TrainConfig, fit
 
@@ -88,7 +88,7 @@ def main() -> None:
     images, _ = load_mnist(split="test")
     binary = torch.where(images > 0, 1.0, -1.0)  # static binarisation at pixel 0.5 ([-1,1] scale: 0)
     x_train, x_eval = binary[:N_TRAIN], binary[N_TRAIN : N_TRAIN + N_EVAL]
-    data_note = (f"MNIST test split from {data_root()}: trained on images 0..{N_TRAIN - 1}, "
+    data_note = (f"MNIST test split (from $GENLAB_DATA): trained on images 0..{N_TRAIN - 1}, "
                  f"evaluated on images {N_TRAIN}..{N_TRAIN + N_EVAL - 1}; statically binarised at 0.5")
     info = machine()
     print(f"date: {info['date']} | machine: {info['machine']} | torch {info['torch']} ({info['torch_threads']} threads)")
