@@ -73,9 +73,6 @@ class DiffusionSpec:
     def make_process(self):
         return process_from_config(self.process)
 
-    def schedule_data(self):  # the name used before processes existed
-        return self.make_process()
-
     @classmethod
     def from_json(cls, raw: dict, where: str = "checkpoint") -> DiffusionSpec:
         """Rebuild a spec from JSON, checking every value's type (a one-line CheckpointError if not)."""
@@ -209,9 +206,9 @@ def load_diffusion(path: str | Path, *, use_ema: bool = True, device: str | torc
     return model, DiffusionSpec.from_json(raw, where=f"checkpoint at {path}")
 
 
-def make_denoiser(model: nn.Module, spec: DiffusionSpec, guidance: float = 1.0):
+def make_denoiser(model: nn.Module, spec: DiffusionSpec, guidance: float = 1.0, process=None):
     """The wrapper stack for sampling: network adapter → guidance → clipping to the data range."""
-    denoiser = NetworkDenoiser(model, spec.make_process(), spec.prediction)
+    denoiser = NetworkDenoiser(model, process if process is not None else spec.make_process(), spec.prediction)
     if guidance != 1.0:
         denoiser = ClassifierFreeGuidance(denoiser, guidance, spec.null_label)
     return ClipX0(denoiser, *spec.clip) if spec.clip is not None else denoiser
@@ -269,7 +266,7 @@ def generate(
 
     fn, kwargs = (ddim_sample, {"eta": eta}) if sampler == "ddim" else (ddpm_sample, {})
     return sample(
-        fn, make_denoiser(model, spec, guidance), n, spec.shape, sampling_grid(process, steps, "trailing"),
+        fn, make_denoiser(model, spec, guidance, process), n, spec.shape, sampling_grid(process, steps, "trailing"),
         seed=seed, cond=labels, batch_size=batch_size, device=module_device(model),
         trajectory=return_trajectory, progress=progress, **kwargs,
     )  # fmt: skip

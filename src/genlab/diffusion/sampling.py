@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import torch
 from tqdm import tqdm  # plain text bars: no ipywidgets needed in notebooks
@@ -92,7 +93,8 @@ def sample(
 
 def _both(record: Trajectory, user: Callable | None):
     def callback(info):
-        record(info)
-        return user(info) if user is not None else None
+        out = user(info) if user is not None else None
+        record(info if out is None else replace(info, x=out))  # record the state the sampler continues with
+        return out
 
     return callback
