@@ -16,7 +16,7 @@ from genlab.metrics import (
     INCEPTION_WEIGHTS, FeatureRecipe, MetricResult, conditional_accuracy, dead_unit_fraction, evaluate,
     feature_network, find_inception_weights, frechet_distance, frechet_distance_from_features,
     gaussian_stats, inception_score, kernel_inception_distance, memorization_check, precision_recall,
-    reference_stats,
+    generator_training_set, reference_images, reference_stats,
 )
 from genlab.metrics import features as features_mod
 
@@ -289,6 +289,19 @@ def test_reference_stats_cached_per_n_and_checksum(net):
     np.testing.assert_allclose(r1.mu, mu, rtol=1e-12)
     np.testing.assert_allclose(r1.sigma, sigma, rtol=1e-10, atol=1e-12)
     assert reference_stats(net, 120).path != r1.path
+
+
+def test_generator_training_set_excludes_exactly_the_reference(net, digits):
+    """Brute force on pixels: every real image is either a reference image or a training image, never both."""
+    n_ref = 150
+    ref = reference_images(net, "held_out", n_ref)
+    x, y = generator_training_set(net, n_ref)
+    (train_x, _), (test_x, _) = digits
+    assert len(x) == len(y) == len(train_x) + len(test_x) - n_ref
+    key = lambda imgs: {tuple(v) for v in imgs.flatten(1).mul(1000).round().int().tolist()}
+    assert key(ref).isdisjoint(key(x))                        # the generator never sees a reference image
+    assert key(ref) | key(x) == key(train_x) | key(test_x)    # and nothing else is held back
+    np.testing.assert_array_equal(reference_stats(net, n_ref).features, net.features(ref).numpy())
 
 
 # ----------------------------------------------------------------------------- evaluate + results

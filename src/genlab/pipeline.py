@@ -163,6 +163,16 @@ def make_loss(spec: DiffusionSpec, options: TrainOptions) -> DiffusionLoss:
     )  # fmt: skip
 
 
+def train_config(options: TrainOptions) -> TrainConfig:
+    """The trainer's settings for ``options``: AdamW, a short warm-up (10 % of the steps, at most 100),
+    cosine decay, EMA."""
+    return TrainConfig(
+        steps=options.steps, batch_size=options.batch_size, lr=options.lr, ema_decay=options.ema_decay,
+        seed=options.seed, ckpt_every=options.ckpt_every, sample_every=options.sample_every,
+        warmup_steps=min(100, options.steps // 10),
+    )  # fmt: skip
+
+
 def train_diffusion(
     spec: DiffusionSpec,
     data: tuple[torch.Tensor, ...],
@@ -183,11 +193,7 @@ def train_diffusion(
         torch.manual_seed(options.seed)  # the network's initial weights
         model = build_model(spec, **options.unet)
     loss_fn = make_loss(spec, options)
-    config = TrainConfig(
-        steps=options.steps, batch_size=options.batch_size, lr=options.lr, ema_decay=options.ema_decay,
-        seed=options.seed, ckpt_every=options.ckpt_every, sample_every=options.sample_every,
-        warmup_steps=min(100, options.steps // 10),
-    )  # fmt: skip
+    config = train_config(options)
     spec_json = json.loads(json.dumps(dataclasses.asdict(spec)))
     identity = {"diffusion": spec_json, "loss": loss_fn.config(), "unet": json.loads(json.dumps(options.unet))}
     metadata = {"diffusion": spec_json, "train_options": dataclasses.asdict(options), "loss": loss_fn.config()}

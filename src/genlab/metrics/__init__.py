@@ -3,7 +3,8 @@
 - :func:`evaluate` — the entry point: samples (N, C, H, W) in [-1, 1] → :class:`Evaluation`
 - features: :func:`feature_network` (a small CNN per data set, trained by genlab, cached with a
   checksum under ``data_root()/features/<dataset>/``), :class:`FeatureRecipe`, :class:`FeatureNetwork`
-- reference statistics: :func:`reference_stats` (cached per data set, split, N and checksum)
+- reference statistics: :func:`reference_stats` (cached per data set, split, N and checksum);
+  :func:`generator_training_set`: the real images a generator may train on without seeing them
 - metrics on features/logits (float64): :func:`frechet_distance`, :func:`gaussian_stats`,
   :func:`kernel_inception_distance`, :func:`inception_score`, :func:`conditional_accuracy`,
   :func:`precision_recall`, :func:`memorization_check`
@@ -22,7 +23,7 @@ from genlab.metrics.inception_score import conditional_accuracy, inception_score
 from genlab.metrics.kid import kernel_inception_distance, mmd2_unbiased, polynomial_kernel
 from genlab.metrics.memorization import MemorizationReport, memorization_check, nearest_neighbour_distances
 from genlab.metrics.precision_recall import knn_radii, precision_recall
-from genlab.metrics.reference import ReferenceStats, reference_images, reference_stats
+from genlab.metrics.reference import ReferenceStats, generator_training_set, reference_images, reference_stats
 from genlab.metrics.result import MetricResult
 
 __all__ = [
@@ -35,6 +36,6 @@ __all__ = [
     "kernel_inception_distance", "mmd2_unbiased", "polynomial_kernel",
     "MemorizationReport", "memorization_check", "nearest_neighbour_distances",
     "knn_radii", "precision_recall",
-    "ReferenceStats", "reference_images", "reference_stats",
+    "ReferenceStats", "generator_training_set", "reference_images", "reference_stats",
     "MetricResult",
 ]

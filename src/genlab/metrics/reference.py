@@ -25,7 +25,7 @@ from genlab.errors import ConfigError
 from genlab.metrics.features import FeatureNetwork, _atomic_write, dataset_splits
 from genlab.metrics.frechet import gaussian_stats
 
-__all__ = ["ReferenceStats", "reference_stats", "REFERENCE_SPLITS"]
+__all__ = ["ReferenceStats", "reference_stats", "reference_images", "generator_training_set", "REFERENCE_SPLITS"]
 
 #: "held_out": the real images the feature net did not train on (test split, or test half B);
 #: "train": the images it trained on (train split, or test half A), e.g. for the real-data floor.
@@ -57,12 +57,28 @@ def reference_images(net: FeatureNetwork, split: str = "held_out", n: int | None
     _split_name(net, split)
     splits = dataset_splits(net.dataset)
     x = splits.held_out[0] if split == "held_out" else splits.train[0]
-    n = len(x) if n is None else n
-    if n > len(x):
+    return x[_reference_order(net, split, len(x), n)[0]]
+
+
+def _reference_order(net: FeatureNetwork, split: str, size: int, n: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(the n reference indices, the other indices) of a split of ``size`` images: a fixed permutation (seed 0)."""
+    n = size if n is None else n
+    if n > size:
         raise ConfigError(f"{net.dataset} {_split_name(net, split)}: asked for N={n} reference images, "
-                          f"only {len(x)} exist; pass n ≤ {len(x)}")
-    perm = np.random.default_rng(0).permutation(len(x))[:n]
-    return x[torch.from_numpy(perm)]
+                          f"only {size} exist; pass n ≤ {size}")
+    perm = torch.from_numpy(np.random.default_rng(0).permutation(size))
+    return perm[:n], perm[n:]
+
+
+def generator_training_set(net: FeatureNetwork, n_ref: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(images, labels)`` a generator may train on without seeing the ``n_ref`` held-out reference
+    images that :func:`reference_stats` (split "held_out") scores it against: the feature network's
+    training images plus the held-out images outside the reference. Offline (only MNIST's test
+    split) that is test half A and 3000 of half B for ``n_ref = 2000``."""
+    splits = dataset_splits(net.dataset)
+    held_x, held_y = splits.held_out
+    _, rest = _reference_order(net, "held_out", len(held_x), n_ref)
+    return torch.cat([splits.train[0], held_x[rest]]), torch.cat([splits.train[1], held_y[rest]])
 
 
 def reference_stats(net: FeatureNetwork, n: int, split: str = "held_out") -> ReferenceStats:
