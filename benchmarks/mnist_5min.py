@@ -1,16 +1,38 @@
-""""MNIST in 5 minutes": train genlab's default U-Net for a fixed wall-clock budget on real MNIST
-on this CPU, sample 1000 digits with DDIM, and measure how readable they are.
+""""MNIST in 5 minutes" (and "Fashion-MNIST in 5 minutes"): train for a fixed wall-clock budget on
+this CPU, sample N images with DDIM, and score them with genlab.metrics against N real held-out
+images — next to the floor (N real training images) and a peer (diffusers' UNet2DModel).
 
-    GENLAB_DATA=../shared/data/mnist python benchmarks/mnist_5min.py [--seconds 300]
+    GENLAB_DATA=../shared/data/mnist python benchmarks/mnist_5min.py [--seconds 300] [--n 2000]
+    GENLAB_DATA=... python benchmarks/mnist_5min.py --dataset fashion_mnist
+    python benchmarks/mnist_5min.py --quick      # a smoke run: 15 s budgets, N = 300, result not saved
 
-Data: the MNIST split found in $GENLAB_DATA (here the 10 000-image test split, used as training
-data for this benchmark only): the first 8 000 images train the diffusion model; the other
-2 000, which it never sees, train (1 500) and test (500) the judge, a small CNN.
-Model: class-conditional (condition dropout 0.1), ε-prediction, linear schedule, T = 1000, EMA.
-Sampling: 100 images per digit, DDIM with 50 trailing steps, classifier-free guidance w.
-Readability: the judge's accuracy on the samples (is it the digit that was asked for?) and its
-mean confidence. The number of steps is set from the throughput measured in a short warm-up,
-so that training takes about --seconds.
+Steps vs quality (--study, on by default for MNIST): the unconditional genlab model, sampled with
+DDIM 10/20/50/100 steps and with DDPM's 1000 ancestral steps, --study-n samples each (fewer than N:
+DDPM-1000 costs 20× DDIM-50), scored against as many reference images; wall time of each sampler.
+
+Reference: the first N images of genlab's fixed permutation of the held-out split of the feature
+network (``genlab.metrics.reference_stats``); offline, with only the MNIST test split, the feature
+network trains on test half A and the reference comes from half B. Training data for every model:
+``genlab.metrics.generator_training_set`` — every real image except those N, so no model sees a
+reference image. Rows, all measured in this one run, all at the same N:
+
+- floor: N real training images (a random draw of the models' training data), i.e. what a perfect
+  generator that reproduced its training distribution would score.
+- genlab: the course default (``genlab train``): DiffusionSpec defaults (linear β, T = 1000,
+  ε-prediction), genlab's U-Net (~0.9 M parameters), TrainOptions defaults (AdamW lr 2e-3, warm-up,
+  cosine decay, EMA 0.995), unconditional.
+- genlab, class-conditional: the same with 10 classes (condition dropout 0.1), N/10 samples per class,
+  no guidance unless --guidance (conditional accuracy: the feature net's classifier agrees with the
+  class asked for).
+- peer: diffusers' UNet2DModel of matched size (block_out_channels (32, 56, 56), one layer per block,
+  attention at the lowest level: the "0.9M" pair of unet_throughput.py), trained by the same trainer
+  with the same objective (L_simple; --min-snr-gamma and --prediction change only genlab's rows),
+  optimiser, LR schedule, EMA, batch, data and budget, sampled by the same
+  DDIM sampler. Only the network differs.
+
+Budget: each model's number of steps is set from its own throughput, measured in two short runs
+(8 and 40 steps, whose difference removes start-up costs), less a 15 % margin. Sampling is not
+part of the budget; its time is reported.
 """
 
 from __future__ import annotations
@@ -26,90 +48,180 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, header, save  # noqa: E402
 
-from genlab.data import load_mnist  # noqa: E402
 from genlab.errors import GenlabError  # noqa: E402
+from genlab.metrics import evaluate, feature_network, generator_training_set  # noqa: E402
 from genlab.nn import count_parameters  # noqa: E402
-from genlab.nn.classifier import ConvClassifier, ConvClassifierConfig, train_classifier  # noqa: E402
-from genlab.pipeline import DiffusionSpec, TrainOptions, generate, train_diffusion  # noqa: E402
+from genlab.pipeline import DiffusionSpec, TrainOptions, build_model, generate, make_loss, train_config  # noqa: E402
+from genlab.train import fit  # noqa: E402
 from genlab.viz import save_grid  # noqa: E402
 
+METRICS = ("fid", "kid", "is", "precision_recall")
+PEER_CHANNELS = (32, 56, 56)  # unet_throughput.py, pair "0.9M": within 10 % of genlab's parameter count
 
-def load(split_preference=("train", "test")):
-    for split in split_preference:
-        try:
-            return load_mnist(split, download=False), split
-        except GenlabError:
-            continue
-    raise SystemExit(f"no MNIST files under GENLAB_DATA={os.environ.get('GENLAB_DATA', '(unset)')}: point it at a folder with the IDX files (e.g. ../shared/data/mnist)")
+
+class DiffusersEps(torch.nn.Module):
+    """diffusers' UNet2DModel behind genlab's ``net(x_t, t, y=None)`` interface (ε-prediction)."""
+
+    def __init__(self, image_size: int):
+        super().__init__()
+        from diffusers import UNet2DModel
+
+        self.unet = UNet2DModel(
+            sample_size=image_size, in_channels=1, out_channels=1, block_out_channels=PEER_CHANNELS,
+            layers_per_block=1, down_block_types=("DownBlock2D", "DownBlock2D", "AttnDownBlock2D"),
+            up_block_types=("AttnUpBlock2D", "UpBlock2D", "UpBlock2D"), norm_num_groups=8,
+        )  # fmt: skip
+
+    def forward(self, x, t, y=None):
+        return self.unet(x, t).sample
+
+
+def train_for(make_model, spec: DiffusionSpec, data, options: TrainOptions, seconds: float, progress: bool):
+    """Train a fresh ``make_model()`` for about ``seconds``: calibrate steps/s, then one full run."""
+    loss_fn = make_loss(spec, options)
+
+    def run(steps: int, show: bool = False):
+        torch.manual_seed(options.seed)
+        model = make_model()
+        o = TrainOptions(**{**options.__dict__, "steps": steps, "ckpt_every": 0})
+        t0 = time.perf_counter()
+        result = fit(model, loss_fn, data, train_config(o), progress=show)
+        return result, time.perf_counter() - t0
+
+    short = run(8)[1]  # first: it also pays the one-off start-up costs
+    rate = 32 / max(run(40)[1] - short, 1e-3)
+    steps = max(int(seconds * rate * 0.85), 10)
+    print(f"  calibration: {rate * options.batch_size:.0f} images/s → {steps} steps of {options.batch_size}", flush=True)
+    result, train_s = run(steps, progress)
+    model = (result.ema if result.ema is not None else result.model).eval()
+    return model, {"steps": steps, "train_seconds": train_s, "train_images_per_s": steps * options.batch_size / train_s,
+                   "params": count_parameters(model), "final_loss": sum(result.losses[-50:]) / len(result.losses[-50:])}
+
+
+def scored(samples, dataset, n, labels, net, kid_size) -> dict:
+    ev = evaluate(samples, dataset, n=n, labels=labels, net=net, metrics=METRICS, kid_subset_size=kid_size)
+    print("  " + ev.describe().replace("\n", "\n  "), flush=True)
+    return {name: {"value": r.value, "std": r.std} for name, r in ev.results.items()} | {"describe": ev.describe()}
+
+
+def parse_sampler(text: str) -> tuple[str, int]:
+    """"ddim50" → ("ddim", 50)."""
+    kind = text.rstrip("0123456789")
+    if kind not in ("ddim", "ddpm") or kind == text:
+        raise SystemExit(f"--study: {text!r} is not a sampler; write ddimN or ddpmN, e.g. ddim50,ddpm1000")
+    return kind, int(text[len(kind):])
+
+
+def run_study(model, spec, study, n, net) -> list[dict]:
+    """FID and wall time of each sampler on one model, all at N = n against n reference images."""
+    out = []
+    for kind, steps in study:
+        t0 = time.perf_counter()
+        samples = generate(model, spec, n, sampler=kind, steps=steps, seed=0, progress=False)
+        seconds = time.perf_counter() - t0
+        ev = evaluate(samples, spec.dataset, n=n, net=net, metrics=("fid", "kid"), kid_subset_size=min(1000, n))
+        print(f"  {kind} {steps} steps: {seconds:.1f} s; {ev['FID'].describe()}", flush=True)
+        out.append({"sampler": kind, "steps": steps, "seconds": seconds, "FID": ev["FID"].value,
+                    "KID": ev["KID"].value, "KID_std": ev["KID"].std, "describe": ev["FID"].describe()})
+    return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seconds", type=float, default=300.0, help="training wall-clock budget")
+    ap.add_argument("--dataset", default="mnist", choices=("mnist", "fashion_mnist"))
+    ap.add_argument("--seconds", type=float, default=300.0, help="training wall-clock budget per model")
+    ap.add_argument("--n", type=int, default=2000, help="samples scored, and real reference images")
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--lr", type=float, default=2e-3)
-    ap.add_argument("--guidance", type=float, default=2.0)
-    ap.add_argument("--per-class", type=int, default=100)
     ap.add_argument("--sampling-steps", type=int, default=50)
+    ap.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance of the conditional model")
     ap.add_argument("--min-snr-gamma", type=float, default=None)
-    ap.add_argument("--tag", default="mnist_5min")
+    ap.add_argument("--prediction", default="epsilon", choices=("epsilon", "v", "x0"))
+    ap.add_argument("--models", default="genlab,genlab_cond,diffusers")
+    ap.add_argument("--study", default=None, help="steps vs quality on the genlab model, e.g. ddim10,ddim20,ddim50,ddim100,ddpm1000 "
+                    "(default: that list for mnist, none for fashion_mnist; 'none' to skip)")
+    ap.add_argument("--study-n", type=int, default=500, help="samples per sampler in the steps study")
+    ap.add_argument("--quick", action="store_true", help="a smoke run: 15 s budgets, N = 300, nothing saved")
+    ap.add_argument("--tag", default=None)
     args = ap.parse_args()
-    info = header('"MNIST in 5 minutes" on this CPU')
-    (images, labels), split = load(("test", "train"))
-    train_x, train_y = images[:8000], labels[:8000]
-    judge_x, judge_y = images[8000:9500], labels[8000:9500]
-    check_x, check_y = images[9500:10000], labels[9500:10000]
-    print(f"data: MNIST {split} split from {os.environ.get('GENLAB_DATA')}: {len(train_x)} images train the diffusion model, "
-          f"{len(judge_x)}/{len(check_x)} held-out images train/test the judge")  # fmt: skip
+    if args.study is None:
+        args.study = "ddim10,ddim20,ddim50,ddim100,ddpm1000" if args.dataset == "mnist" else "none"
+    study = [] if args.study == "none" else [parse_sampler(s) for s in args.study.split(",")]
+    if args.quick:
+        args.seconds, args.n, args.study_n, args.sampling_steps = 15.0, 300, 200, min(args.sampling_steps, 10)
+        study = [(k, min(v, 20)) for k, v in study]
+    tag = args.tag or f"{args.dataset}_5min"
+    title = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST"}[args.dataset]
+    info = header(f'"{title} in 5 minutes" on this CPU')
+    try:
+        net = feature_network(args.dataset, progress=False)
+    except GenlabError as err:
+        raise SystemExit(f"{err}\n(this benchmark reads {title} from GENLAB_DATA={os.environ.get('GENLAB_DATA', '(unset)')})") from None
+    train_x, train_y = generator_training_set(net, args.n)
+    kid_size = min(1000, args.n)
+    print(f"data: {len(train_x)} training images ({net.trained_on} + held-out images outside the reference); "
+          f"reference: {args.n} real {net.reference} images; features: {net.describe()}", flush=True)  # fmt: skip
 
-    spec = DiffusionSpec(dataset="mnist", shape=(1, 28, 28), num_classes=10)
-    # Calibrate: two short runs (8 and 40 steps) measure steps/s without start-up costs; that rate,
-    # less a 15 % margin for what the short runs miss, sets the number of steps for the budget.
-    def timed(steps: int) -> float:
-        t0 = time.perf_counter()
-        train_diffusion(spec, (train_x, train_y), TrainOptions(steps=steps, batch_size=args.batch, ckpt_every=0), progress=False)
-        return time.perf_counter() - t0
+    rows: dict[str, dict] = {}
+    steps_study: list[dict] = []
+    floor_idx = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(1))[: args.n]
+    print(f"floor: {args.n} real training images", flush=True)
+    rows["floor"] = {"label": f"{args.n} real training images (the floor)",
+                     **scored(train_x[floor_idx], args.dataset, args.n, train_y[floor_idx], net, kid_size)}
 
-    short = timed(8)  # first: it also pays the one-off start-up costs
-    rate = 32 / (timed(40) - short)
-    steps = max(int(args.seconds * rate * 0.85), 10)
-    print(f"calibration: {rate * args.batch:.0f} images/s → {steps} steps of {args.batch} in ≈{args.seconds:.0f} s", flush=True)
-
-    options = TrainOptions(steps=steps, batch_size=args.batch, lr=args.lr, ckpt_every=0, min_snr_gamma=args.min_snr_gamma)
-    t0 = time.perf_counter()
-    result = train_diffusion(spec, (train_x, train_y), options, progress=True)
-    train_s = time.perf_counter() - t0
-    model = result.best_model.eval()
-    print(f"trained {steps} steps ({steps * args.batch / len(train_x):.1f} epochs) in {train_s:.0f} s; "
-          f"{count_parameters(model) / 1e6:.2f} M parameters; final loss {sum(result.losses[-100:]) / 100:.4f}", flush=True)  # fmt: skip
-
-    want = torch.arange(10).repeat_interleave(args.per_class)
-    t0 = time.perf_counter()
-    samples = generate(model, spec, len(want), steps=args.sampling_steps, labels=want, guidance=args.guidance, seed=0, progress=True)
-    sample_s = time.perf_counter() - t0
-    grid_path = RESULTS / f"{args.tag}_samples.png"
+    shape = tuple(train_x.shape[1:])
+    options = TrainOptions(batch_size=args.batch, lr=args.lr, min_snr_gamma=args.min_snr_gamma)
+    per_class = args.n // 10
     RESULTS.mkdir(exist_ok=True)
-    rows = samples.reshape(10, args.per_class, 1, 28, 28)[:, :12].reshape(-1, 1, 28, 28)  # 12 per digit
-    save_grid(rows, grid_path, nrow=min(12, args.per_class), scale=2)
+    for name in args.models.split(","):
+        conditional = name == "genlab_cond"
+        spec = DiffusionSpec(dataset=args.dataset, shape=shape, num_classes=10 if conditional else 0, prediction=args.prediction)
+        if name in ("genlab", "genlab_cond"):
+            make_model = lambda spec=spec: build_model(spec)  # noqa: E731
+            label = "genlab U-Net, class-conditional" if conditional else "genlab U-Net"
+        elif name == "diffusers":
+            spec = DiffusionSpec(dataset=args.dataset, shape=shape)  # the peer: ε, linear β, T = 1000
+            make_model = lambda: DiffusersEps(shape[-1])  # noqa: E731
+            label = "diffusers UNet2DModel (the peer)"
+        else:
+            raise SystemExit(f"unknown model {name!r}; use genlab, genlab_cond, diffusers")
+        print(f"{label}: training for ≈{args.seconds:.0f} s", flush=True)
+        data = (train_x, train_y) if conditional else (train_x,)
+        model, stats = train_for(make_model, spec, data, options if name != "diffusers" else TrainOptions(batch_size=args.batch, lr=args.lr),
+                                 args.seconds, progress=not args.quick)  # fmt: skip
+        labels = torch.arange(10).repeat_interleave(per_class) if conditional else None
+        n = per_class * 10 if conditional else args.n
+        t0 = time.perf_counter()
+        samples = generate(model, spec, n, steps=args.sampling_steps, labels=labels,
+                           guidance=args.guidance if conditional else 1.0, seed=0, progress=not args.quick)
+        stats["sample_seconds"] = time.perf_counter() - t0
+        print(f"  trained {stats['steps']} steps in {stats['train_seconds']:.0f} s ({stats['train_images_per_s']:.0f} images/s, "
+              f"{stats['params'] / 1e6:.2f} M parameters); sampled {n} in {stats['sample_seconds']:.0f} s", flush=True)  # fmt: skip
+        grid = RESULTS / f"{tag}_{name}.png"
+        show = samples.reshape(10, per_class, *shape)[:, :10].reshape(-1, *shape) if conditional else samples[:100]
+        if not args.quick:
+            save_grid(show, grid, nrow=10, scale=2)
+        rows[name] = {"label": label, **stats, **scored(samples, args.dataset, n, labels, net, kid_size),
+                      "grid": str(grid.relative_to(RESULTS.parent.parent))}
+        if name == "genlab" and study:
+            steps_study = run_study(model, spec, study, args.study_n, net)
 
-    torch.manual_seed(0)
-    judge = train_classifier(ConvClassifier(ConvClassifierConfig(image_size=28)), judge_x, judge_y, steps=600, lr=2e-3, progress=False).eval()
-    with torch.no_grad():
-        judge_acc = (judge(check_x).argmax(1) == check_y).float().mean().item()
-        real_conf = judge(check_x).softmax(1).max(1).values.mean().item()
-        probs = torch.cat([judge(samples[i : i + 500]).softmax(1) for i in range(0, len(samples), 500)])
-    acc = (probs.argmax(1) == want).float().mean().item()
-    conf = probs.max(1).values.mean().item()
-    print(f"sampling: {len(want)} images, DDIM {args.sampling_steps} steps, guidance w={args.guidance}: {sample_s:.0f} s ({len(want) / sample_s:.1f} images/s)")
-    print(f"judge (CNN on {len(judge_x)} held-out real images): {judge_acc:.1%} accuracy on {len(check_x)} real test images, mean confidence {real_conf:.2f}")
-    print(f"samples: {acc:.1%} read as the digit asked for, mean confidence {conf:.2f}; grid: {grid_path}")
-    save(args.tag, {
-        **info, "split": split, "train_images": len(train_x), "steps": steps, "batch": args.batch, "train_seconds": train_s,
-        "train_images_per_s": steps * args.batch / train_s, "params": count_parameters(model),
-        "sampling_steps": args.sampling_steps, "guidance": args.guidance, "samples": len(want), "sample_seconds": sample_s,
-        "judge_accuracy_real": judge_acc, "judge_confidence_real": real_conf,
-        "sample_accuracy": acc, "sample_confidence": conf, "min_snr_gamma": args.min_snr_gamma,
-        "grid": str(grid_path.relative_to(RESULTS.parent.parent)),
+    floor = rows["floor"]["FID"]["value"]
+    print(f"\n{'':44s} {'FID':>8s} {'×floor':>7s} {'KID':>9s} {'prec':>5s} {'rec':>5s}")
+    for r in rows.values():
+        print(f"{r['label']:44s} {r['FID']['value']:8.2f} {r['FID']['value'] / floor:7.2f} {r['KID']['value']:9.4f} "
+              f"{r['precision']['value']:5.2f} {r['recall']['value']:5.2f}")
+    for r in steps_study:
+        print(f"{r['sampler']:>10s} {r['steps']:5d} steps: FID {r['FID']:8.2f} (N={args.study_n}), {r['seconds']:7.1f} s")
+    if args.quick:
+        print("quick run: nothing saved")
+        return
+    save(tag, {
+        **info, "dataset": args.dataset, "n": args.n, "reference": f"{args.n} real {net.reference} images",
+        "feature_net": net.describe(), "train_images": len(train_x), "seconds_budget": args.seconds,
+        "batch": args.batch, "lr": args.lr, "sampling": f"DDIM {args.sampling_steps} steps (trailing), η = 0",
+        "guidance": args.guidance, "min_snr_gamma": args.min_snr_gamma, "prediction": args.prediction, "rows": rows,
+        "study_n": args.study_n, "steps_study": steps_study,
     })  # fmt: skip
 
 
