@@ -62,13 +62,6 @@ class SampleNoise:
         return z.to(device=x.device, dtype=x.dtype)
 
 
-def randn_like(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[0] != len(self.generators):
-            raise ConfigError(f"noise for {len(self.generators)} samples was asked for a batch of {x.shape[0]}")
-        rows = [torch.randn(x.shape[1:], generator=g, dtype=torch.float32) for g in self.generators]
-        return torch.stack(rows).to(device=x.device, dtype=x.dtype)
-
-
 def randn_like(x: torch.Tensor, generator: torch.Generator | SampleNoise | None) -> torch.Tensor:
     """N(0, I) noise with x's shape, dtype and device, from ``generator`` (see the module docstring)."""
     if isinstance(generator, SampleNoise):
