@@ -233,7 +233,7 @@ def test_feature_cache_loads_then_rebuilds_when_corrupted(cache, net, monkeypatc
     assert not net.loaded and net.test_accuracy > 0.7
     meta = json.loads((net.path / "meta.json").read_text())
     assert meta["sha256"] == net.checksum and meta["recipe"]["steps"] == TINY.steps
-    assert net.path == cache / "features" / "digits"
+    assert net.path.parent == cache / "features" / "digits" and net.path.name.startswith("recipe-")  # not the default's folder
 
     calls = []
     real_train = features_mod._train
@@ -253,11 +253,16 @@ def test_feature_cache_loads_then_rebuilds_when_corrupted(cache, net, monkeypatc
         rebuilt = feature_network("digits", TINY, root=cache, progress=False)
     assert not rebuilt.loaded and calls == [1]
     assert json.loads((net.path / "meta.json").read_text())["sha256"] == rebuilt.checksum
-    with pytest.warns(UserWarning, match="recipe"):  # another recipe → retrained, cache replaced
-        other = feature_network("digits", FeatureRecipe(width=8, hidden=32, steps=20), root=cache, progress=False)
-    assert not other.loaded and calls == [1, 1]
-    with pytest.warns(UserWarning, match="recipe"):  # restore the module's network for the other tests
+    other = feature_network("digits", FeatureRecipe(width=8, hidden=32, steps=20), root=cache, progress=False)
+    assert not other.loaded and calls == [1, 1] and other.path != net.path  # another recipe: its own folder
+    back = feature_network("digits", TINY, root=cache, progress=False)
+    assert back.loaded and back.checksum == rebuilt.checksum and calls == [1, 1]  # ... and it replaced nothing
+    meta_path = net.path / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta_path.write_text(json.dumps({**meta, "recipe": {**meta["recipe"], "steps": 1}}))  # e.g. a recipe version bump
+    with pytest.warns(UserWarning, match="recipe"):
         feature_network("digits", TINY, root=cache, progress=False)
+    assert calls == [1, 1, 1]
 
 
 def test_offline_half_split_is_reported(tmp_path, monkeypatch):
