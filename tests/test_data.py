@@ -1,5 +1,6 @@
 """genlab.data: IDX parsing, MNIST-family loading (offline), digits, toy 2-D, the registry."""
 
+import dataclasses
 import gzip
 import hashlib
 import os
@@ -122,6 +123,28 @@ def test_load_mnist_hand_placed_files_via_genlab_data(tmp_path, monkeypatch, off
     # Pixel p ↦ p / 127.5 − 1: 0 → −1, 255 → +1.
     np.testing.assert_allclose(x[:, 0].numpy(), images / 127.5 - 1.0, atol=1e-6)
     assert offline == []  # nothing was downloaded
+
+
+def test_files_directly_in_root_are_mnist_never_fashion_mnist(tmp_path, monkeypatch, offline):
+    """Both data sets use the same file names: a loose file must not pass for Fashion-MNIST."""
+    place_split(tmp_path, "test", n=5)
+    monkeypatch.setenv("GENLAB_DATA", str(tmp_path))
+    assert len(data.load_mnist("test", check_counts=False, download=False)[0]) == 5
+    with pytest.raises(DatasetNotFoundError, match=f"place them in {tmp_path / 'fashion_mnist'} "):
+        data.load_fashion_mnist("test", check_counts=False, download=False)
+    _, labels = place_split(tmp_path / "fashion_mnist", "test", n=3, seed=1)
+    np.testing.assert_array_equal(data.load_fashion_mnist("test", check_counts=False)[1].numpy(), labels)
+
+
+def test_a_loose_file_that_is_fashion_mnist_is_not_taken_for_mnist(tmp_path, monkeypatch, offline):
+    place_split(tmp_path, "test", n=5)
+    loose = tmp_path / "t10k-images-idx3-ubyte.gz"
+    md5 = download.md5sum(loose)
+    # Pretend the loose file is Fashion-MNIST's published test-images file (same MD5).
+    files = dict(mnist.FASHION_MNIST.files, test=(("t10k-images-idx3-ubyte.gz", md5), mnist.FASHION_MNIST.files["test"][1]))
+    monkeypatch.setattr(mnist, "FASHION_MNIST", dataclasses.replace(mnist.FASHION_MNIST, files=files))
+    with pytest.raises(DatasetNotFoundError, match="MNIST files t10k-images-idx3-ubyte.gz not found"):
+        data.load_mnist("test", root=tmp_path, check_counts=False, download=False)
 
 
 def test_load_mnist_checks_official_counts_by_default(tmp_path, offline):

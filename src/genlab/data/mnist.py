@@ -3,7 +3,9 @@
 Where files are looked for (first hit wins), with ``root`` = ``$GENLAB_DATA`` or ``~/.cache/genlab``:
 
 1. ``root/<dataset>/<file>`` — where downloads go (``<dataset>`` is ``mnist`` or ``fashion_mnist``);
-2. ``root/<file>``           — so that ``GENLAB_DATA=/some/folder/with/the/gz/files`` works.
+2. ``root/<file>``           — MNIST only, so that ``GENLAB_DATA=/some/folder/with/the/gz/files`` works.
+   Both data sets use the same file names, so a file there is never taken for Fashion-MNIST (whose
+   files go in ``root/fashion_mnist/``), nor for MNIST when it is Fashion-MNIST's published file.
 
 Downloads are verified by MD5 against the published files. Files placed by hand may have been
 recompressed, so they are checked by structure instead: IDX magic numbers, 28×28 uint8 images,
@@ -39,6 +41,7 @@ class IdxImageDataset:
     counts: dict[str, int]  # split → official number of images
     image_shape: tuple[int, int] = (28, 28)
     num_classes: int = 10
+    root_level: bool = False  # also look for the files directly in root (one data set only: the names clash)
 
 
 MNIST = IdxImageDataset(
@@ -55,6 +58,7 @@ MNIST = IdxImageDataset(
                  ("t10k-labels-idx1-ubyte.gz", "ec29112dd5afa0611ce80d1b7f02629c")),
     },
     counts={"train": 60_000, "test": 10_000},
+    root_level=True,
 )
 
 FASHION_MNIST = IdxImageDataset(
@@ -77,19 +81,29 @@ FASHION_MNIST_CLASSES = [
 ]
 
 
+def _published_md5s(filename: str, other_than: IdxImageDataset) -> set[str]:
+    return {md5 for d in (MNIST, FASHION_MNIST) if d is not other_than
+            for pair in d.files.values() for name, md5 in pair if name == filename}
+
+
 def find_file(root: Path, dataset: IdxImageDataset, filename: str) -> Path | None:
-    """The first existing candidate: ``root/<dataset>/<file>``, then ``root/<file>``."""
-    for candidate in (root / dataset.folder / filename, root / filename):
-        if candidate.is_file():
-            return candidate
+    """The first existing candidate: ``root/<dataset>/<file>``, then (MNIST only) ``root/<file>``
+    unless that file is another data set's published one."""
+    own = root / dataset.folder / filename
+    if own.is_file():
+        return own
+    loose = root / filename
+    if dataset.root_level and loose.is_file() and _download.md5sum(loose) not in _published_md5s(filename, dataset):
+        return loose
     return None
 
 
 def _missing_message(dataset: IdxImageDataset, root: Path, missing: list[str], reason: str) -> str:
+    where = f"{root / dataset.folder} or directly in {root}" if dataset.root_level else f"{root / dataset.folder}"
     return (
         f"{dataset.name} files {', '.join(missing)} not found ({reason}); "
-        f"download them from {dataset.mirrors[0]} and place them in {root / dataset.folder} "
-        f"or directly in {root} (the folder is $GENLAB_DATA, default ~/.cache/genlab)"
+        f"download them from {dataset.mirrors[0]} and place them in {where} "
+        f"(the folder is $GENLAB_DATA, default ~/.cache/genlab)"
     )
 
 
