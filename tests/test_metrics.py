@@ -328,6 +328,19 @@ def test_evaluate_on_real_and_noisy_images(net, digits):
     assert memo.memorization.ratio < 0.05
 
 
+def test_evaluate_is_does_not_depend_on_sample_order_and_kid_has_a_spread(net, digits):
+    """Class-conditional samples come ordered by class; IS over consecutive splits would then be ≈ 1."""
+    x, y = digits[0][0][:400], digits[0][1][:400]
+    order = torch.argsort(y, stable=True)
+    mixed = evaluate(x, "digits", net=net, metrics=("is", "kid"), kid_subsets=20)
+    by_class = evaluate(x[order], "digits", net=net, metrics=("is", "kid"), kid_subsets=20)
+    _, logits = net.features_and_logits(x[order])
+    unshuffled, _ = inception_score(logits, splits=10)              # the pitfall evaluate avoids
+    assert unshuffled < 2.0 < 5.0 < by_class["IS"].value
+    assert abs(by_class["IS"].value - mixed["IS"].value) < 3 * (mixed["IS"].std + by_class["IS"].std)
+    assert by_class["KID"].std > 0                                   # subsets of N/2: a real spread
+
+
 def test_results_with_different_n_do_not_compare(net, digits):
     a = evaluate(digits[0][0][:200], "digits", net=net, metrics=("fid",))["FID"]
     b = evaluate(digits[0][0][:300], "digits", net=net, metrics=("fid",))["FID"]

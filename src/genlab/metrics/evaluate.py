@@ -165,15 +165,17 @@ def evaluate(
             mu, sigma = gaussian_stats(feats, "sample features")
             results["FID"] = MetricResult("FID", frechet_distance(mu, sigma, ref.mu, ref.sigma), **rctx)
         if "kid" in metrics:
+            # subsets of at most half the samples: subsets of all n would all be the same set (std 0)
             mean, std = kernel_inception_distance(ref.features, feats, subsets=kid_subsets,
-                                                  subset_size=min(kid_subset_size, n), seed=seed)
+                                                  subset_size=min(kid_subset_size, max(n // 2, 2)), seed=seed)
             results["KID"] = MetricResult("KID", mean, std=std, **rctx)
         if "precision_recall" in metrics:
             p, r = precision_recall(ref.features, feats, k=k)
             results["precision"] = MetricResult("precision", p, **rctx)
             results["recall"] = MetricResult("recall", r, **rctx)
     if "is" in metrics:
-        mean, std = inception_score(logits, splits=min(is_splits, n), shuffle_seed=None)
+        # shuffled first: samples often come ordered by class, and a split holding one class scores ≈ 1
+        mean, std = inception_score(logits, splits=min(is_splits, n), shuffle_seed=seed)
         results["IS"] = MetricResult("IS", mean, std=std, **ctx)
     if labels is not None:
         results["conditional accuracy"] = MetricResult("conditional accuracy", conditional_accuracy(logits, labels), **ctx)
