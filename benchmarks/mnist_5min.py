@@ -158,7 +158,7 @@ def main() -> None:
     except GenlabError as err:
         raise SystemExit(f"{err}\n(this benchmark reads {title} from GENLAB_DATA={os.environ.get('GENLAB_DATA', '(unset)')})") from None
     train_x, train_y = generator_training_set(net, args.n)
-    kid_size = min(1000, args.n)
+    kid_size = min(1000, args.n // 2)
     print(f"data: {len(train_x)} training images ({net.trained_on} + held-out images outside the reference); "
           f"reference: {args.n} real {net.reference} images; features: {net.describe()}", flush=True)  # fmt: skip
 

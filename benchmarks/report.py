@@ -107,7 +107,7 @@ def section_five_minutes(r: dict) -> list[str]:
                  if "steps" in row else "— | — | — | —")
         lines.append(
             f"| {row['label']} | {row['FID']['value']:.2f} | {row['FID']['value'] / floor['FID']['value']:.2f} "
-            f"| {row['KID']['value']:.4f} ± {row['KID']['std']:.4f} | {row['precision']['value']:.3f} | {row['recall']['value']:.3f} "
+            f"| {row['KID']['value']:.4g} ± {row['KID']['std']:.2g} | {row['precision']['value']:.3f} | {row['recall']['value']:.3f} "
             f"| {row['IS']['value']:.2f} ± {row['IS']['std']:.2f} | {acc} | {train} |"
         )
     aims = {"genlab": 2.0, "genlab_cond": 1.5}
@@ -126,7 +126,7 @@ def section_five_minutes(r: dict) -> list[str]:
         lines += ["", f"### Steps vs quality (the unconditional genlab model; N = {r['study_n']} vs {r['study_n']} reference images)", "",
                   "| sampler | steps | FID | KID | wall time | images/s |", "|---|---|---|---|---|---|"]  # fmt: skip
         for s in study:
-            lines.append(f"| {s['sampler'].upper()} | {s['steps']} | {s['FID']:.2f} | {s['KID']:.4f} ± {s['KID_std']:.4f} "
+            lines.append(f"| {s['sampler'].upper()} | {s['steps']} | {s['FID']:.2f} | {s['KID']:.4g} ± {s['KID_std']:.2g} "
                          f"| {s['seconds']:.1f} s | {r['study_n'] / s['seconds']:.1f} |")
         by = {(s["sampler"], s["steps"]): s for s in study}
         if ("ddim", 50) in by and ("ddpm", 1000) in by:
