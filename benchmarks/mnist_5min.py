@@ -38,6 +38,7 @@ part of the budget; its time is reported.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import time
@@ -54,26 +55,9 @@ from genlab.nn import count_parameters  # noqa: E402
 from genlab.pipeline import DiffusionSpec, TrainOptions, build_model, generate, make_loss, train_config  # noqa: E402
 from genlab.train import fit  # noqa: E402
 from genlab.viz import save_grid  # noqa: E402
+from unet_throughput import DiffusersEps, diffusers_kwargs  # noqa: E402  (the "0.9M" peer of that benchmark)
 
 METRICS = ("fid", "kid", "is", "precision_recall")
-PEER_CHANNELS = (32, 56, 56)  # unet_throughput.py, pair "0.9M": within 10 % of genlab's parameter count
-
-
-class DiffusersEps(torch.nn.Module):
-    """diffusers' UNet2DModel behind genlab's ``net(x_t, t, y=None)`` interface (ε-prediction)."""
-
-    def __init__(self, image_size: int):
-        super().__init__()
-        from diffusers import UNet2DModel
-
-        self.unet = UNet2DModel(
-            sample_size=image_size, in_channels=1, out_channels=1, block_out_channels=PEER_CHANNELS,
-            layers_per_block=1, down_block_types=("DownBlock2D", "DownBlock2D", "AttnDownBlock2D"),
-            up_block_types=("AttnUpBlock2D", "UpBlock2D", "UpBlock2D"), norm_num_groups=8,
-        )  # fmt: skip
-
-    def forward(self, x, t, y=None):
-        return self.unet(x, t).sample
 
 
 def train_for(make_model, spec: DiffusionSpec, data, options: TrainOptions, seconds: float, progress: bool):
@@ -83,7 +67,7 @@ def train_for(make_model, spec: DiffusionSpec, data, options: TrainOptions, seco
     def run(steps: int, show: bool = False):
         torch.manual_seed(options.seed)
         model = make_model()
-        o = TrainOptions(**{**options.__dict__, "steps": steps, "ckpt_every": 0})
+        o = dataclasses.replace(options, steps=steps, ckpt_every=0)
         t0 = time.perf_counter()
         result = fit(model, loss_fn, data, train_config(o), progress=show)
         return result, time.perf_counter() - t0
@@ -98,8 +82,8 @@ def train_for(make_model, spec: DiffusionSpec, data, options: TrainOptions, seco
                    "params": count_parameters(model), "final_loss": sum(result.losses[-50:]) / len(result.losses[-50:])}
 
 
-def scored(samples, dataset, n, labels, net, kid_size) -> dict:
-    ev = evaluate(samples, dataset, n=n, labels=labels, net=net, metrics=METRICS, kid_subset_size=kid_size)
+def scored(samples, dataset, n, labels, net) -> dict:
+    ev = evaluate(samples, dataset, n=n, labels=labels, net=net, metrics=METRICS)
     print("  " + ev.describe().replace("\n", "\n  "), flush=True)
     return {name: {"value": r.value, "std": r.std} for name, r in ev.results.items()} | {"describe": ev.describe()}
 
@@ -119,7 +103,7 @@ def run_study(model, spec, study, n, net) -> list[dict]:
         t0 = time.perf_counter()
         samples = generate(model, spec, n, sampler=kind, steps=steps, seed=0, progress=False)
         seconds = time.perf_counter() - t0
-        ev = evaluate(samples, spec.dataset, n=n, net=net, metrics=("fid", "kid"), kid_subset_size=min(1000, n))
+        ev = evaluate(samples, spec.dataset, n=n, net=net, metrics=("fid", "kid"))
         print(f"  {kind} {steps} steps: {seconds:.1f} s; {ev['FID'].describe()}", flush=True)
         out.append({"sampler": kind, "steps": steps, "seconds": seconds, "FID": ev["FID"].value,
                     "KID": ev["KID"].value, "KID_std": ev["KID"].std, "describe": ev["FID"].describe()})
@@ -158,7 +142,6 @@ def main() -> None:
     except GenlabError as err:
         raise SystemExit(f"{err}\n(this benchmark reads {title} from GENLAB_DATA={os.environ.get('GENLAB_DATA', '(unset)')})") from None
     train_x, train_y = generator_training_set(net, args.n)
-    kid_size = min(1000, args.n // 2)
     print(f"data: {len(train_x)} training images ({net.trained_on} + held-out images outside the reference); "
           f"reference: {args.n} real {net.reference} images; features: {net.describe()}", flush=True)  # fmt: skip
 
@@ -167,7 +150,7 @@ def main() -> None:
     floor_idx = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(1))[: args.n]
     print(f"floor: {args.n} real training images", flush=True)
     rows["floor"] = {"label": f"{args.n} real training images (the floor)",
-                     **scored(train_x[floor_idx], args.dataset, args.n, train_y[floor_idx], net, kid_size)}
+                     **scored(train_x[floor_idx], args.dataset, args.n, train_y[floor_idx], net)}
 
     shape = tuple(train_x.shape[1:])
     options = TrainOptions(batch_size=args.batch, lr=args.lr, min_snr_gamma=args.min_snr_gamma)
@@ -181,7 +164,9 @@ def main() -> None:
             label = "genlab U-Net, class-conditional" if conditional else "genlab U-Net"
         elif name == "diffusers":
             spec = DiffusionSpec(dataset=args.dataset, shape=shape)  # the peer: ε, linear β, T = 1000
-            make_model = lambda: DiffusersEps(shape[-1])  # noqa: E731
+            from diffusers import UNet2DModel
+
+            make_model = lambda: DiffusersEps(UNet2DModel(**diffusers_kwargs("0.9M", shape[-1])))  # noqa: E731
             label = "diffusers UNet2DModel (the peer)"
         else:
             raise SystemExit(f"unknown model {name!r}; use genlab, genlab_cond, diffusers")
@@ -201,7 +186,7 @@ def main() -> None:
         show = samples.reshape(10, per_class, *shape)[:, :10].reshape(-1, *shape) if conditional else samples[:100]
         if not args.quick:
             save_grid(show, grid, nrow=10, scale=2)
-        rows[name] = {"label": label, **stats, **scored(samples, args.dataset, n, labels, net, kid_size),
+        rows[name] = {"label": label, **stats, **scored(samples, args.dataset, n, labels, net),
                       "grid": str(grid.relative_to(RESULTS.parent.parent))}
         if name == "genlab" and study:
             steps_study = run_study(model, spec, study, args.study_n, net)
