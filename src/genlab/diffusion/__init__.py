@@ -7,6 +7,8 @@
 - :mod:`.losses`            the objective: process + target + weighting + time sampler
 - :mod:`.denoisers`         the one denoiser interface x̂₀ = D(x_t, t) and its adapters (ε/x₀/v nets, EDM)
 - :mod:`.guidance`          classifier-free guidance as a denoiser wrapper
+- :mod:`.classifier_guidance`  classifier guidance: ∇ log p(y | x_t) as a denoiser wrapper; the noisy classifier's loss
+- :mod:`.exact`             closed forms for Gaussian-mixture data: noised density, score, p_t(y|x), E[x₀|x_t]
 - :mod:`.thresholding`      clipping and dynamic thresholding of x̂₀ as denoiser wrappers
 - :mod:`.noise`             per-sample noise: sample i depends on (seed, i) only
 - :mod:`.samplers`          grids, DDPM and DDIM over a denoiser, step callbacks
@@ -16,7 +18,9 @@ Index convention of discrete schedules (as in diffusers): t = 0..T-1 and ᾱ_t =
 t = −1 is the data. Network interface: ``net(x_t, t, y=None) -> Tensor``.
 """
 
+from genlab.diffusion.classifier_guidance import ClassifierGuidance, NoisyClassifierLoss, accuracy_by_time, classifier_log_prob
 from genlab.diffusion.denoisers import Conditioned, EDMPrecond, NetworkDenoiser
+from genlab.diffusion.exact import NoisedGaussianMixture
 from genlab.diffusion.forward import q_posterior, q_sample, q_step
 from genlab.diffusion.guidance import ClassifierFreeGuidance, cfg_combine
 from genlab.diffusion.losses import (
@@ -67,10 +71,11 @@ from genlab.diffusion.thresholding import ClipX0, DynamicThreshold
 
 __all__ = [
     "PREDICTIONS", "SCHEDULES", "SPACINGS", "WEIGHTINGS",
-    "ClassifierFreeGuidance", "ClipX0", "Conditioned", "ContinuousVP", "DiffusionLoss", "DynamicThreshold",
-    "EDMPrecond", "LogNormalSigma", "LogitNormalTime", "NetworkDenoiser", "NoiseSchedule", "Process",
+    "ClassifierFreeGuidance", "ClassifierGuidance", "ClipX0", "Conditioned", "ContinuousVP", "DiffusionLoss", "DynamicThreshold",
+    "EDMPrecond", "LogNormalSigma", "LogitNormalTime", "NetworkDenoiser", "NoiseSchedule", "NoisedGaussianMixture",
+    "NoisyClassifierLoss", "Process",
     "RectifiedFlow", "SampleNoise", "StepInfo", "Trajectory", "UniformTime", "VEProcess",
-    "cfg_combine", "convert", "cosine_betas", "ddim_coefficients", "ddim_sample", "ddpm_coefficients",
+    "accuracy_by_time", "cfg_combine", "classifier_log_prob", "convert", "cosine_betas", "ddim_coefficients", "ddim_sample", "ddpm_coefficients",
     "ddpm_sample", "diffusion_loss", "extract", "linear_betas", "make_diffusion_loss", "make_schedule",
     "min_snr_weight", "posterior_coefficients", "predict_x0_eps", "process_from_config", "q_posterior",
     "q_sample", "q_step", "quadratic_betas", "randn_like", "rescale_zero_terminal_snr", "sample",

@@ -4,6 +4,7 @@
 - :mod:`genlab.nn.unet`          time- (and class-) conditioned U-Net for diffusion
 - :mod:`genlab.nn.toy_denoiser`  residual MLP denoiser for 2-D toy data
 - :mod:`genlab.nn.mlp`, :mod:`genlab.nn.classifier`  MLP and CNN classifiers
+- :mod:`genlab.nn.noisy_classifier`  time-conditioned classifier p(y | x_t, t) for classifier guidance
 - :mod:`genlab.nn.vae`           VAE, β-VAE and conditional VAE
 """
 
@@ -17,6 +18,7 @@ from genlab.nn.classifier import (
 )
 from genlab.nn.embeddings import TimestepEmbedding, sinusoidal_embedding
 from genlab.nn.mlp import MLPClassifier, MLPConfig, make_mlp
+from genlab.nn.noisy_classifier import NoisyClassifier, NoisyClassifierConfig
 from genlab.nn.toy_denoiser import ToyDenoiser, ToyDenoiserConfig
 from genlab.nn.unet import UNet, UNetConfig, count_parameters
 from genlab.nn.vae import (
@@ -31,7 +33,8 @@ from genlab.nn.vae import (
 )
 
 __all__ = [
-    "VAE", "ConvClassifier", "ConvClassifierConfig", "MLPClassifier", "MLPConfig", "TimestepEmbedding",
+    "VAE", "ConvClassifier", "ConvClassifierConfig", "MLPClassifier", "MLPConfig", "NoisyClassifier",
+    "NoisyClassifierConfig", "TimestepEmbedding",
     "ToyDenoiser", "ToyDenoiserConfig", "UNet", "UNetConfig", "VAEConfig", "accuracy", "count_parameters",
     "cross_entropy_loss", "elbo_terms", "gaussian_kl", "importance_log_likelihood", "make_mlp", "predict",
     "reconstruction_nll", "reparameterize", "sinusoidal_embedding", "train_classifier", "vae_loss",

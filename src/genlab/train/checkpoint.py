@@ -63,6 +63,7 @@ MODEL_CLASSES: dict[str, tuple[str, str]] = {
     "VAE": ("genlab.nn.vae:VAE", "genlab.nn.vae:VAEConfig"),
     "MLPClassifier": ("genlab.nn.classifier:MLPClassifier", "genlab.nn.mlp:MLPConfig"),
     "ConvClassifier": ("genlab.nn.classifier:ConvClassifier", "genlab.nn.classifier:ConvClassifierConfig"),
+    "NoisyClassifier": ("genlab.nn.noisy_classifier:NoisyClassifier", "genlab.nn.noisy_classifier:NoisyClassifierConfig"),
 }
 
 
