@@ -333,3 +333,61 @@ def np_save(path, shape, scale=1.0):
     import numpy as np
 
     np.save(path, (np.random.default_rng(0).uniform(-1, 1, shape) * scale).astype(np.float32))
+
+
+# --- classifier guidance: train-classifier, sample/eval --classifier ----------------------------
+
+
+@pytest.fixture(scope="module")
+def guided_pair(tmp_path_factory):
+    """An unconditional digits model and a noise-aware classifier for it (a few steps each)."""
+    run = tmp_path_factory.mktemp("uncond_for_guidance")
+    assert main(["train", "--dataset", "digits", "--out", str(run), *TINY]) == 0
+    assert main(["train-classifier", "--ckpt", str(run), "--steps", "3", "--batch-size", "16"]) == 0
+    return run, run / "classifier"
+
+
+def test_train_classifier_reports_accuracy_by_noise_level(guided_pair, capsys):
+    run, clf = guided_pair
+    cfg = json.loads((resolve_checkpoint(clf) / "config.json").read_text())
+    info = cfg["metadata"]["noisy_classifier"]
+    model_cfg = json.loads((resolve_checkpoint(run) / "config.json").read_text())
+    assert info["dataset"] == "digits" and info["num_classes"] == 10
+    assert info["process"] == model_cfg["metadata"]["diffusion"]["process"]  # the model's own betas
+    # a second run into the same folder is refused, not overwritten
+    capsys.readouterr()
+    assert main(["train-classifier", "--ckpt", str(run), "--steps", "3"]) == 2
+    assert "already" in error_line(capsys)
+
+
+def test_sample_with_classifier_guidance(guided_pair, tmp_path, capsys):
+    run, clf = guided_pair
+    out = tmp_path / "g.png"
+    assert main(["sample", "--ckpt", str(run), "--classifier", str(clf), "--classifier-scale", "3", "--n", "10", "--steps", "3", "--out", str(out)]) == 0
+    assert out.is_file()
+    assert main(["sample", "--ckpt", str(run), "--classifier", str(clf), "--class", "4", "--sampler", "ddpm", "--n", "2", "--steps", "3", "--out", str(out)]) == 0
+
+
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["sample", "--ckpt", "{run}", "--classifier-scale", "2"], "needs --classifier"),
+        (["sample", "--ckpt", "{run}", "--classifier", "{run}"], "not a noise-aware classifier"),
+        (["sample", "--ckpt", "{cosine}", "--classifier", "{clf}"], "another noise process"),
+        (["sample", "--ckpt", "{toy}", "--classifier", "{clf}"], "trained on digits"),
+        (["sample", "--ckpt", "{run}", "--classifier", "{clf}", "--class", "11"], "out of range"),
+        (["train-classifier", "--ckpt", "{toy}"], "points"),
+        (["train-classifier", "--ckpt", "{tmp}/nothing"], "no checkpoint at"),
+    ],
+)
+def test_classifier_bad_combinations_exit_2(argv, needle, guided_pair, tmp_path, tmp_path_factory, capsys):
+    run, clf = guided_pair
+    base = tmp_path_factory.getbasetemp()
+    cosine, toy = base / "cosine_run", base / "toy_run"
+    if not (cosine / "checkpoints").exists():
+        assert main(["train", "--dataset", "digits", "--schedule", "cosine", "--out", str(cosine), *TINY]) == 0
+    if not (toy / "checkpoints").exists():
+        assert main(["train", "--dataset", "toy2d", "--out", str(toy), *TINY]) == 0
+    capsys.readouterr()
+    assert main([a.format(run=run, clf=clf, cosine=cosine, toy=toy, tmp=tmp_path) for a in argv]) == 2
+    assert needle in error_line(capsys)

@@ -1,4 +1,4 @@
-"""The ``genlab`` command: ``demo``, ``train`` and ``sample``.
+"""The ``genlab`` command: ``demo``, ``train``, ``train-classifier``, ``sample`` and ``eval``.
 
 Every problem the user can fix (unknown data set, missing or corrupt checkpoint, options that do
 not fit the model…) is printed as one line ``genlab: error: …`` with exit code 2, no traceback.
@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     from genlab.pipeline import DATASETS, SAMPLERS
 
     parser = argparse.ArgumentParser(prog="genlab", description="Train, sample and demo small diffusion models on a CPU.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{demo,train,sample,eval}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{demo,train,train-classifier,sample,eval}")
 
     demo = sub.add_parser("demo", help="train a class-conditional diffusion model on 8×8 digits in a few CPU minutes")
     demo.add_argument("--out", type=Path, default=Path("outputs/demo"), help="output folder (default: outputs/demo)")
@@ -103,6 +103,16 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--ckpt-every", type=positive_int, default=500, help="checkpoint interval in steps (default: 500)")
     train.add_argument("--sample-every", type=non_negative_int, default=0, help="write a sample grid every N steps (0: only at the end)")
 
+    tc = sub.add_parser("train-classifier", help="train a noise-aware classifier p(y | x_t) for classifier guidance of a diffusion checkpoint")
+    tc.add_argument("--ckpt", type=Path, required=True, help="the diffusion run (or checkpoint) to guide: its data set and noise process are used")
+    tc.add_argument("--out", type=Path, default=None, help="classifier run folder (default: <ckpt>/classifier)")
+    tc.add_argument("--steps", type=positive_int, default=1500, help="optimiser steps (default: 1500)")
+    tc.add_argument("--batch-size", type=positive_int, default=128)
+    tc.add_argument("--lr", type=positive_float, default=2e-3)
+    tc.add_argument("--seed", type=non_negative_int, default=0)
+    tc.add_argument("--resume", action="store_true", help="continue the classifier run in --out")
+    tc.add_argument("--overwrite", action="store_true", help="replace a classifier run that already exists in --out")
+
     sample = sub.add_parser("sample", help="sample from a trained checkpoint")
     sample.add_argument("--ckpt", type=Path, required=True, help="run folder or checkpoint folder")
     sample.add_argument("--n", type=positive_int, default=64, help="number of samples (default: 64)")
@@ -111,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--eta", type=unit_float, default=0.0, help="DDIM η in [0, 1]: 0 deterministic, 1 DDPM-like")
     sample.add_argument("--class", dest="label", type=non_negative_int, default=None, help="generate this class (conditional models; default: one column per class)")
     sample.add_argument("--guidance", type=finite_float, default=1.0, help="classifier-free guidance scale w (conditional models; 1 = none)")
+    sample.add_argument("--classifier", type=Path, default=None, help="guide with this noise-aware classifier (from `genlab train-classifier`)")
+    sample.add_argument("--classifier-scale", type=finite_float, default=None, help="classifier guidance scale s (default 1 with --classifier; 0 = none)")
     sample.add_argument("--seed", type=non_negative_int, default=0, help="sample i depends on (seed, i) only")
     sample.add_argument("--batch-size", type=positive_int, default=64, help="samples per forward pass (default: 64); does not change the samples")
     sample.add_argument("--out", type=Path, default=Path("samples.png"), help="output image, .png or .jpg (default: samples.png)")
@@ -124,6 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--sampler", choices=SAMPLERS, default="ddim")
     ev.add_argument("--steps", type=positive_int, default=50, help="sampling steps (default: 50)")
     ev.add_argument("--guidance", type=finite_float, default=1.0, help="classifier-free guidance scale w (conditional models)")
+    ev.add_argument("--classifier", type=Path, default=None, help="guide with this noise-aware classifier (from `genlab train-classifier`)")
+    ev.add_argument("--classifier-scale", type=finite_float, default=None, help="classifier guidance scale s (default 1 with --classifier)")
     ev.add_argument("--seed", type=non_negative_int, default=0)
     ev.add_argument("--batch-size", type=positive_int, default=64, help="samples per forward pass (default: 64)")
     ev.add_argument("--out", type=Path, default=None, help="JSON report (default: eval.json next to the checkpoint or the samples file)")
@@ -140,18 +154,24 @@ def cmd_eval(args) -> None:
     from genlab.pipeline import generate, load_diffusion, load_samples_file
 
     labels, t0 = None, time.perf_counter()
+    if args.samples is not None and (args.classifier is not None or args.classifier_scale is not None):
+        raise GenlabError("--classifier guides sampling; it does nothing with --samples (drop it, or use --ckpt)")
     if args.ckpt is not None:
         model, spec = load_diffusion(args.ckpt)
+        classifier, scale = guiding_classifier(args, spec)
         if len(spec.shape) != 3:
             raise GenlabError(f"checkpoint at {args.ckpt} models {spec.dataset} points, not images: there is nothing to score with image metrics")
         dataset = args.dataset or spec.dataset
         if dataset != spec.dataset:
             raise GenlabError(f"checkpoint at {args.ckpt} was trained on {spec.dataset}, not {dataset}: drop --dataset or pass --dataset {spec.dataset}")
-        if spec.num_classes:
-            labels = torch.arange(args.n) % spec.num_classes
-        print(f"sampling {args.n} images from {args.ckpt} ({args.sampler}, {args.steps} steps, guidance {args.guidance})", flush=True)
+        classes = spec.num_classes or (classifier.config.num_classes if classifier is not None else 0)
+        if classes:
+            labels = torch.arange(args.n) % classes
+        guided = f", classifier scale {scale}" if classifier is not None else ""
+        print(f"sampling {args.n} images from {args.ckpt} ({args.sampler}, {args.steps} steps, guidance {args.guidance}{guided})", flush=True)
         samples = generate(model, spec, args.n, sampler=args.sampler, steps=args.steps, labels=labels,
-                           guidance=args.guidance, seed=args.seed, batch_size=args.batch_size, progress=True)
+                           guidance=args.guidance, seed=args.seed, batch_size=args.batch_size, progress=True,
+                           classifier=classifier, classifier_scale=scale)  # fmt: skip
         source, default_out = str(args.ckpt), args.ckpt / "eval.json"
     else:
         if args.dataset is None:
@@ -162,7 +182,8 @@ def cmd_eval(args) -> None:
     result = evaluate(samples, dataset, n=min(args.n, len(samples)), labels=labels, progress=True)
     report = {"source": source, "dataset": dataset, "sampling_seconds": t_sample, **result.to_dict()}
     if args.ckpt is not None:
-        report.update(sampler=args.sampler, steps=args.steps, guidance=args.guidance, seed=args.seed)
+        report.update(sampler=args.sampler, steps=args.steps, guidance=args.guidance, seed=args.seed,
+                      classifier=str(args.classifier) if args.classifier else None, classifier_scale=scale)  # fmt: skip
     out = args.out or default_out
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -235,6 +256,43 @@ def cmd_train(args) -> None:
     print(f"done: {result.step} steps, final loss {sum(result.losses[-50:]) / max(len(result.losses[-50:]), 1):.4f}; checkpoints in {out}, samples in {path}")
 
 
+def guiding_classifier(args, spec):
+    """(classifier, scale) from --classifier/--classifier-scale, checked against the model; (None, 1.0) without."""
+    if args.classifier is None:
+        if args.classifier_scale is not None:
+            raise GenlabError("--classifier-scale needs --classifier CKPT (a noise-aware classifier from `genlab train-classifier`)")
+        return None, 1.0
+    from genlab.pipeline import check_classifier, load_noisy_classifier
+
+    classifier, info = load_noisy_classifier(args.classifier)
+    check_classifier(info, spec, where=f"the classifier at {args.classifier}")
+    return classifier, 1.0 if args.classifier_scale is None else args.classifier_scale
+
+
+def cmd_train_classifier(args) -> None:
+    from genlab.diffusion import accuracy_by_time
+    from genlab.pipeline import load_diffusion, load_training_data, train_noisy_classifier
+
+    _, spec = load_diffusion(args.ckpt)
+    if len(spec.shape) != 3:
+        raise GenlabError(f"checkpoint at {args.ckpt} models {spec.dataset} points; classifier guidance here is for image models")
+    out = args.out or args.ckpt / "classifier"
+    train = load_training_data(spec.dataset)
+    print(f"training a noise-aware classifier on {spec.dataset} ({len(train[0])} images, the model's {spec.process['kind']} process) → {out}", flush=True)
+    result = train_noisy_classifier(spec, train, steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                                    out_dir=out, resume=args.resume, overwrite=args.overwrite)  # fmt: skip
+    process = spec.make_process()
+    test = load_training_data(spec.dataset, split="test")
+    n = min(2000, len(test[0]))
+    times = [round(q * process.t_max) for q in (0.0, 0.25, 0.5, 0.75, 1.0)] if process.discrete else [0.0, 0.25, 0.5, 0.75, 1.0]
+    acc = accuracy_by_time(result.model, process, test[0][:n], test[1][:n], times)
+    print(f"accuracy on {n} held-out {spec.dataset} images, by noise level:")
+    for t, a in zip(times, acc):
+        alpha, sigma = (v.item() for v in process.alpha_sigma(t))
+        print(f"  t = {t:>6g} (SNR {alpha**2 / max(sigma**2, 1e-300):9.3g}): {a:.1%}")
+    print(f"done: {result.step} steps; sample with `genlab sample --ckpt {args.ckpt} --classifier {out} --classifier-scale S`")
+
+
 def cmd_sample(args) -> None:
     import time
 
@@ -245,12 +303,15 @@ def cmd_sample(args) -> None:
     if args.out.suffix.lower() not in IMAGE_FORMATS:
         raise GenlabError(f"cannot write {args.out}: the output must end in .png, .jpg or .jpeg")
     model, spec = load_diffusion(args.ckpt, use_ema=not args.raw_weights)
+    classifier, scale = guiding_classifier(args, spec)
+    classes = spec.num_classes or (classifier.config.num_classes if classifier is not None else 0)
     labels, nrow = args.label, None
-    if spec.num_classes and labels is None:  # one column per class
-        labels, nrow = torch.arange(args.n) % spec.num_classes, spec.num_classes
+    if classes and labels is None:  # one column per class
+        labels, nrow = torch.arange(args.n) % classes, classes
     t0 = time.perf_counter()
     samples = generate(model, spec, args.n, sampler=args.sampler, steps=args.steps, eta=args.eta,
-                       labels=labels, guidance=args.guidance, seed=args.seed, batch_size=args.batch_size, progress=True)
+                       labels=labels, guidance=args.guidance, seed=args.seed, batch_size=args.batch_size, progress=True,
+                       classifier=classifier, classifier_scale=scale)  # fmt: skip
     path = save_samples(samples, spec, args.out, nrow=nrow)
     print(f"wrote {args.n} samples to {path} ({args.sampler}, {args.steps} steps, {time.perf_counter() - t0:.1f} s)")
 
@@ -273,7 +334,7 @@ def os_error_message(e: OSError) -> str:
     return f"{e.strerror or e}{':' + where if where else ''}"
 
 
-COMMANDS = {"demo": cmd_demo, "train": cmd_train, "sample": cmd_sample, "eval": cmd_eval}
+COMMANDS = {"demo": cmd_demo, "train": cmd_train, "train-classifier": cmd_train_classifier, "sample": cmd_sample, "eval": cmd_eval}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,9 +21,12 @@ from torch import nn
 
 from genlab.diffusion import (
     ClassifierFreeGuidance,
+    ClassifierGuidance,
     ClipX0,
     DiffusionLoss,
     NetworkDenoiser,
+    NoisyClassifierLoss,
+    classifier_log_prob,
     ddim_sample,
     ddpm_sample,
     make_schedule,
@@ -212,12 +215,69 @@ def load_diffusion(path: str | Path, *, use_ema: bool = True, device: str | torc
     return model, DiffusionSpec.from_json(raw, where=f"checkpoint at {path}")
 
 
-def make_denoiser(model: nn.Module, spec: DiffusionSpec, guidance: float = 1.0, process=None):
-    """The wrapper stack for sampling: network adapter → guidance → clipping to the data range."""
-    denoiser = NetworkDenoiser(model, process if process is not None else spec.make_process(), spec.prediction)
+def make_denoiser(model: nn.Module, spec: DiffusionSpec, guidance: float = 1.0, process=None,
+                  classifier: nn.Module | None = None, classifier_scale: float = 1.0):  # fmt: skip
+    """The wrapper stack for sampling: network adapter → classifier-free guidance → classifier
+    guidance (when a noise-aware ``classifier`` is given) → clipping to the data range."""
+    process = process if process is not None else spec.make_process()
+    denoiser = NetworkDenoiser(model, process, spec.prediction)
     if guidance != 1.0:
         denoiser = ClassifierFreeGuidance(denoiser, guidance, spec.null_label)
+    if classifier is not None:
+        denoiser = ClassifierGuidance(denoiser, classifier_log_prob(classifier, process), classifier_scale)
     return ClipX0(denoiser, *spec.clip) if spec.clip is not None else denoiser
+
+
+# --- noise-aware classifiers for classifier guidance ------------------------------------------
+
+CLASSIFIER_KEY = "noisy_classifier"  # metadata["noisy_classifier"] of a classifier checkpoint
+
+
+def train_noisy_classifier(
+    spec: DiffusionSpec, data: tuple[torch.Tensor, torch.Tensor], *, steps: int = 1500, batch_size: int = 128,
+    lr: float = 2e-3, seed: int = 0, out_dir: str | Path | None = None, resume: bool = False, overwrite: bool = False,
+    progress: bool = True, **config_overrides,
+) -> TrainResult:
+    """Train p_φ(y | x_t, t) on x_t of ``spec``'s process (Dhariwal & Nichol 2021), for guiding that model.
+
+    The checkpoint's metadata names the data set, shape, classes and the process (its betas), so a
+    classifier is only ever combined with a diffusion model of the same process (:func:`check_classifier`).
+    """
+    from genlab.nn.noisy_classifier import NoisyClassifier, NoisyClassifierConfig
+
+    if len(spec.shape) != 3:
+        raise ConfigError(f"a noise-aware classifier is for images; {spec.dataset} holds points of shape {spec.shape}")
+    c, h, _ = spec.shape
+    num_classes = int(data[1].max()) + 1
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = NoisyClassifier(NoisyClassifierConfig(image_size=h, in_channels=c, num_classes=num_classes, **config_overrides))
+    loss_fn = NoisyClassifierLoss(spec.make_process())
+    info = {"dataset": spec.dataset, "shape": list(spec.shape), "num_classes": num_classes, "process": spec.process}
+    config = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, seed=seed, warmup_steps=min(100, steps // 10), ema_decay=None)
+    return fit(model, loss_fn, data, config, out_dir=out_dir, resume=resume, overwrite=overwrite,
+               identity={CLASSIFIER_KEY: info}, metadata={CLASSIFIER_KEY: info}, progress=progress)  # fmt: skip
+
+
+def load_noisy_classifier(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict]:
+    """A noise-aware classifier (eval mode) and its metadata (data set, shape, classes, process)."""
+    model, cfg = load_model(path, use_ema=False, device=device)
+    info = cfg.get("metadata", {}).get(CLASSIFIER_KEY)
+    if not isinstance(info, dict):
+        raise CheckpointError(f"checkpoint at {path} holds a {type(model).__name__}, not a noise-aware classifier "
+                              "(train one with `genlab train-classifier --ckpt RUN`)")  # fmt: skip
+    return model, info
+
+
+def check_classifier(info: dict, spec: DiffusionSpec, where: str = "the classifier") -> None:
+    """Refuse a classifier trained for another data set, image shape or noise process."""
+    if info.get("dataset") != spec.dataset or list(info.get("shape", [])) != list(spec.shape):
+        raise ConfigError(f"{where} was trained on {info.get('dataset')} {tuple(info.get('shape', []))}, "
+                          f"but the model generates {spec.dataset} {tuple(spec.shape)}: train a classifier for this model")  # fmt: skip
+    if info.get("process") != spec.process:
+        raise ConfigError(f"{where} was trained on another noise process than the model's "
+                          f"({info.get('process', {}).get('kind')} vs {spec.process.get('kind')}, or other betas): "
+                          "train it with `genlab train-classifier --ckpt` on this model")  # fmt: skip
 
 
 def generate(
@@ -234,13 +294,17 @@ def generate(
     batch_size: int = 64,
     return_trajectory: bool = False,
     progress: bool = False,
+    classifier: nn.Module | None = None,
+    classifier_scale: float = 1.0,
 ):
     """Draw ``n`` samples. DDIM on a ``trailing`` grid of ``steps`` timesteps, or DDPM (ancestral)
     on the same grid (``steps = T`` gives the original T-step sampler).
 
-    ``labels``: int64 (n,) or one int, for class-conditional models; ``guidance`` w is the
-    classifier-free guidance scale (1 = no guidance). Sample i depends on (seed, i) only: it is the
-    same whatever ``n`` and ``batch_size`` (the chunk size), on any device.
+    ``labels``: int64 (n,) or one int, for class-conditional models (or any model guided by a
+    ``classifier``); ``guidance`` w is the classifier-free guidance scale (1 = no guidance);
+    ``classifier`` a noise-aware classifier of the model's process (see :func:`check_classifier`),
+    ``classifier_scale`` s its guidance scale. Sample i depends on (seed, i) only: it is the same
+    whatever ``n`` and ``batch_size`` (the chunk size), on any device.
     """
     if sampler not in SAMPLERS:
         raise ConfigError(f"unknown sampler {sampler!r}; choose one of: {', '.join(SAMPLERS)}")
@@ -256,8 +320,13 @@ def generate(
         raise ConfigError(f"seed must be a non-negative int, got {seed!r}")
     if guidance != 1.0 and not spec.num_classes:
         raise ConfigError("guidance needs a class-conditional model; this one was trained without --conditional (drop --guidance)")
-    if labels is not None and not spec.num_classes:
-        raise ConfigError("a class was given but this model is unconditional; train with --conditional to choose classes")
+    classifier_scale = check_finite("classifier scale", classifier_scale)
+    num_classes = classifier.config.num_classes if classifier is not None else spec.num_classes
+    if classifier is not None and labels is None:
+        raise ConfigError("classifier guidance needs the classes to generate: pass labels (--class)")
+    if labels is not None and not num_classes:
+        raise ConfigError("a class was given but this model is unconditional; train with --conditional to choose classes, "
+                          "or guide it with a noise-aware classifier (--classifier)")  # fmt: skip
     if guidance != 1.0 and labels is None:
         raise ConfigError("guidance needs the classes to generate: pass labels (--class)")
     if isinstance(labels, int):
@@ -266,13 +335,16 @@ def generate(
         labels = torch.as_tensor(labels, dtype=torch.long)
         if labels.shape != (n,):
             raise ConfigError(f"labels must have shape ({n},), got {tuple(labels.shape)}")
-        if bool((labels < 0).any()) or bool((labels >= spec.num_classes).any()):
-            raise ConfigError(f"class {int(labels.min() if (labels < 0).any() else labels.max())} is out of range: this model knows classes 0..{spec.num_classes - 1}")
+        if bool((labels < 0).any()) or bool((labels >= num_classes).any()):
+            raise ConfigError(f"class {int(labels.min() if (labels < 0).any() else labels.max())} is out of range: this model knows classes 0..{num_classes - 1}")
+        if classifier is not None and spec.num_classes and classifier.config.num_classes != spec.num_classes:
+            raise ConfigError(f"the classifier knows {classifier.config.num_classes} classes, the model {spec.num_classes}")
     from genlab.device import module_device
 
     fn, kwargs = (ddim_sample, {"eta": eta}) if sampler == "ddim" else (ddpm_sample, {})
     return sample(
-        fn, make_denoiser(model, spec, guidance, process), n, spec.shape, sampling_grid(process, steps, "trailing"),
+        fn, make_denoiser(model, spec, guidance, process, classifier, classifier_scale), n, spec.shape,
+        sampling_grid(process, steps, "trailing"),
         seed=seed, cond=labels, batch_size=batch_size, device=module_device(model),
         trajectory=return_trajectory, progress=progress, **kwargs,
     )  # fmt: skip

@@ -52,12 +52,14 @@ def _split_name(net: FeatureNetwork, split: str) -> str:
     return "train" if net.trained_on == "train split" else net.trained_on
 
 
-def reference_images(net: FeatureNetwork, split: str = "held_out", n: int | None = None) -> torch.Tensor:
-    """The first ``n`` images (all when None) of the fixed permutation of the reference split."""
+def reference_images(net: FeatureNetwork, split: str = "held_out", n: int | None = None, *, with_labels: bool = False):
+    """The first ``n`` images (all when None) of the fixed permutation of the reference split;
+    ``(images, labels)`` with ``with_labels=True``."""
     _split_name(net, split)
     splits = dataset_splits(net.dataset)
-    x = splits.held_out[0] if split == "held_out" else splits.train[0]
-    return x[_reference_order(net, split, len(x), n)[0]]
+    x, y = splits.held_out if split == "held_out" else splits.train
+    idx = _reference_order(net, split, len(x), n)[0]
+    return (x[idx], y[idx]) if with_labels else x[idx]
 
 
 def _reference_order(net: FeatureNetwork, split: str, size: int, n: int | None) -> tuple[torch.Tensor, torch.Tensor]:
