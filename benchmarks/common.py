@@ -33,13 +33,17 @@ def machine_info() -> dict:
         "numpy": numpy.__version__,
         "torch_threads": torch.get_num_threads(),
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        # the 1-minute load average when the run started: above the core count, other work shared the CPU
+        # and wall times are inflated (quality figures of fixed-step runs are not affected)
+        "load_average": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
     }
 
 
 def header(title: str) -> dict:
     info = machine_info()
     print(f"# {title}")
-    print(f"date: {info['date']} | machine: {info['machine']} | torch {info['torch']} ({info['torch_threads']} threads)")
+    print(f"date: {info['date']} | machine: {info['machine']} | torch {info['torch']} ({info['torch_threads']} threads) "
+          f"| load average {info['load_average']}")
     return info
 
 

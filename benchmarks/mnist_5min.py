@@ -60,26 +60,45 @@ from unet_throughput import DiffusersEps, diffusers_kwargs  # noqa: E402  (the "
 METRICS = ("fid", "kid", "is", "precision_recall")
 
 
-def train_for(make_model, spec: DiffusionSpec, data, options: TrainOptions, seconds: float, progress: bool):
-    """Train a fresh ``make_model()`` for about ``seconds``: calibrate steps/s, then one full run."""
+def _run(make_model, loss_fn, data, options: TrainOptions, steps: int, progress: bool = False):
+    torch.manual_seed(options.seed)
+    model = make_model()
+    o = dataclasses.replace(options, steps=steps, ckpt_every=0)
+    t0 = time.perf_counter()
+    result = fit(model, loss_fn, data, train_config(o), progress=progress)
+    return result, time.perf_counter() - t0
+
+
+def calibrate(make_model, spec: DiffusionSpec, data, options: TrainOptions) -> float:
+    """Training steps per second of ``make_model()``, from two short runs (8 and 40 steps) whose
+    difference removes the start-up costs."""
     loss_fn = make_loss(spec, options)
+    short = _run(make_model, loss_fn, data, options, 8)[1]  # first: it also pays the one-off start-up costs
+    return 32 / max(_run(make_model, loss_fn, data, options, 40)[1] - short, 1e-3)
 
-    def run(steps: int, show: bool = False):
-        torch.manual_seed(options.seed)
-        model = make_model()
-        o = dataclasses.replace(options, steps=steps, ckpt_every=0)
-        t0 = time.perf_counter()
-        result = fit(model, loss_fn, data, train_config(o), progress=show)
-        return result, time.perf_counter() - t0
 
-    short = run(8)[1]  # first: it also pays the one-off start-up costs
-    rate = 32 / max(run(40)[1] - short, 1e-3)
-    steps = max(int(seconds * rate * 0.85), 10)
-    print(f"  calibration: {rate * options.batch_size:.0f} images/s → {steps} steps of {options.batch_size}", flush=True)
-    result, train_s = run(steps, progress)
-    model = (result.ema if result.ema is not None else result.model).eval()
-    return model, {"steps": steps, "train_seconds": train_s, "train_images_per_s": steps * options.batch_size / train_s,
-                   "params": count_parameters(model), "final_loss": sum(result.losses[-50:]) / len(result.losses[-50:])}
+def steps_for(seconds: float, rate: float) -> int:
+    """The step count that fits ``seconds`` at ``rate`` steps/s, less a 15 % margin."""
+    return max(int(seconds * rate * 0.85), 10)
+
+
+def train_steps(make_model, spec: DiffusionSpec, data, options: TrainOptions, steps: int, progress: bool):
+    """Train a fresh ``make_model()`` for ``steps`` steps. Returns ``(ema, raw, stats)``: the EMA
+    weights (the ones sampled; ``raw`` if EMA is off), the raw weights, and the step count, time,
+    throughput, size and final loss."""
+    result, train_s = _run(make_model, make_loss(spec, options), data, options, steps, progress)
+    raw = result.model.eval()
+    model = result.ema.eval() if result.ema is not None else raw
+    return model, raw, {"steps": steps, "train_seconds": train_s, "train_images_per_s": steps * options.batch_size / train_s,
+                        "params": count_parameters(model), "final_loss": sum(result.losses[-50:]) / len(result.losses[-50:])}
+
+
+def train_for(make_model, spec: DiffusionSpec, data, options: TrainOptions, seconds: float, progress: bool):
+    """Train a fresh ``make_model()`` for about ``seconds``: calibrate steps/s, then one full run
+    (see :func:`train_steps` for what it returns)."""
+    steps = steps_for(seconds, calibrate(make_model, spec, data, options))
+    print(f"  calibration: {steps} steps of {options.batch_size} fit {seconds:.0f} s", flush=True)
+    return train_steps(make_model, spec, data, options, steps, progress)
 
 
 def scored(samples, dataset, n, labels, net) -> dict:
@@ -172,7 +191,7 @@ def main() -> None:
             raise SystemExit(f"unknown model {name!r}; use genlab, genlab_cond, diffusers")
         print(f"{label}: training for ≈{args.seconds:.0f} s", flush=True)
         data = (train_x, train_y) if conditional else (train_x,)
-        model, stats = train_for(make_model, spec, data, options if name != "diffusers" else TrainOptions(batch_size=args.batch, lr=args.lr),
+        model, _, stats = train_for(make_model, spec, data, options if name != "diffusers" else TrainOptions(batch_size=args.batch, lr=args.lr),
                                  args.seconds, progress=not args.quick)  # fmt: skip
         labels = torch.arange(10).repeat_interleave(per_class) if conditional else None
         n = per_class * 10 if conditional else args.n

@@ -121,7 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--eta", type=unit_float, default=0.0, help="DDIM η in [0, 1]: 0 deterministic, 1 DDPM-like")
     sample.add_argument("--class", dest="label", type=non_negative_int, default=None, help="generate this class (conditional models; default: one column per class)")
     sample.add_argument("--guidance", type=finite_float, default=1.0, help="classifier-free guidance scale w (conditional models; 1 = none)")
-    sample.add_argument("--classifier", type=Path, default=None, help="guide with this noise-aware classifier (from `genlab train-classifier`)")
+    sample.add_argument("--classifier", type=Path, default=None, help="guide with this noise-aware classifier (from `genlab train-classifier`); "
+                        "on a class-conditional model it adds to CFG, and --guidance 0 guides the model's unconditional mode")
     sample.add_argument("--classifier-scale", type=finite_float, default=None, help="classifier guidance scale s (default 1 with --classifier; 0 = none)")
     sample.add_argument("--seed", type=non_negative_int, default=0, help="sample i depends on (seed, i) only")
     sample.add_argument("--batch-size", type=positive_int, default=64, help="samples per forward pass (default: 64); does not change the samples")
