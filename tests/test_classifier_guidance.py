@@ -113,6 +113,13 @@ def test_guiding_the_unconditional_mode_of_a_cfg_network(mix):
     x, y, t = points(24), torch.tensor([1, 2, 0] * 8), 300
     guided = ClassifierGuidance(mix, mix.class_log_prob, 1.0, denoiser_cond=mix.null_label)(x, t, y)
     torch.testing.assert_close(guided, mix.posterior_mean(x, t, y), rtol=1e-8, atol=1e-8)
+    # the same through CFG at w = 0 (what `genlab sample --guidance 0 --classifier C` builds): one null pass inside
+    calls = []
+    counted = lambda xx, tt, cc=None: calls.append(len(xx)) or mix(xx, tt, cc)  # noqa: E731
+    counted.process = mix.process
+    via_cfg = ClassifierGuidance(ClassifierFreeGuidance(counted, 0.0, mix.null_label), mix.class_log_prob, 1.0)(x, t, y)
+    torch.testing.assert_close(via_cfg, mix.posterior_mean(x, t, y), rtol=1e-8, atol=1e-8)
+    assert calls == [len(x)]  # w = 0 costs one pass of B, not 2B
 
 
 def test_classifier_guidance_stacks_with_cfg(mix):

@@ -6,7 +6,8 @@ Guidance mixes the two predictions:
     ε̂ = ε_u + w (ε_c − ε_u)          w ↔ scale, ε_c ↔ cond, ε_u ↔ uncond
 
 (Ho & Salimans 2022, eq. 6, written with w = 1 + their w). w = 1 is the plain conditional model,
-w = 0 the unconditional one, w > 1 pushes samples towards the condition.
+w = 0 the unconditional one (one pass with the null condition), w > 1 pushes samples towards the
+condition.
 
 The rule is stated in ε-space; this wrapper mixes x̂₀. At a fixed x_t, x̂₀ = (x_t − σ ε̂)/α is
 affine in ε̂ and the weights (1 − w, w) add up to one, so mixing x̂₀ gives exactly the ε-space
@@ -63,6 +64,8 @@ class ClassifierFreeGuidance:
             return self.denoiser(x, t, cond)
         if cond is None:
             raise ConfigError(f"guidance scale {self.scale} needs a condition (class labels or a context); or use scale 1")
+        if self.scale == 0.0:  # the unconditional mode alone: one pass with the null condition
+            return self.denoiser(x, t, null_like(cond, self.null))
         t2 = torch.cat([t, t]) if isinstance(t, torch.Tensor) and t.ndim == 1 else t
         both = self.denoiser(torch.cat([x, x]), t2, torch.cat([cond, null_like(cond, self.null)]))  # (2B, ...)
         c, u = both.chunk(2)
