@@ -489,7 +489,7 @@ def test_callback_can_replace_the_state():
     assert seen == [(0, 80, 40), (1, 40, -1)] and torch.equal(a, b)
 
 
-@pytest.mark.parametrize("grid", [[], [5], [5, 5], [3, 7], [100, 5], [5, -2], [5.5, -1], [float("nan"), -1]])
+@pytest.mark.parametrize("grid", [[], [5], [5, 5], [3, 7], [100, 5], [5, -2], [-0.5, -1], [float("nan"), -1]])
 def test_bad_grids_raise(grid):
     schedule = make_schedule("linear", 100)
     with pytest.raises(ConfigError):

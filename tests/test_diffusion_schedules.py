@@ -216,8 +216,14 @@ def test_schedule_is_a_process():
     assert a[0].item() == 1.0 and sig[0].item() == 0.0  # t = −1 is the data
     torch.testing.assert_close(a[1:] ** 2, s.alphas_cumprod[[0, 49]], rtol=1e-12, atol=0)
     torch.testing.assert_close(a**2 + sig**2, torch.ones(3, dtype=torch.float64), rtol=1e-12, atol=0)
-    with pytest.raises(ConfigError, match="integer"):
-        s.alpha_sigma(2.5)
+    # between indices, log σ̂ (σ̂ = σ/α) is interpolated linearly: σ̂(2.5) is the geometric mean of σ̂_2 and σ̂_3
+    ab = s.alphas_cumprod
+    level = lambda k: ((1 - ab[k]) / ab[k]).sqrt()  # noqa: E731
+    a25, s25 = s.alpha_sigma(2.5)
+    torch.testing.assert_close(s25 / a25, (level(2) * level(3)).sqrt(), rtol=1e-12, atol=0)
+    torch.testing.assert_close(a25**2 + s25**2, torch.tensor(1.0, dtype=torch.float64), rtol=1e-12, atol=0)
+    with pytest.raises(ConfigError, match="fractional"):
+        s.alpha_sigma(-0.5)
     with pytest.raises(ConfigError, match="-1..49"):
         s.alpha_sigma(50)
 

@@ -33,7 +33,7 @@ from genlab.diffusion.parameterization import check_prediction, predict_x0_eps
 from genlab.diffusion.process import Process, VEProcess, check_finite
 from genlab.errors import ConfigError
 
-__all__ = ["Conditioned", "EDMPrecond", "NetworkDenoiser", "batch_times"]
+__all__ = ["CallCounter", "Conditioned", "EDMPrecond", "NetworkDenoiser", "batch_times"]
 
 
 def batch_times(t, x: torch.Tensor) -> torch.Tensor:
@@ -137,3 +137,18 @@ class Conditioned:
             raise ConfigError("this denoiser's condition is already bound (Conditioned); pass cond only once")
         return self.denoiser(x, t, self.cond)
 
+
+
+class CallCounter:
+    """``denoiser`` that counts its calls: the number of function evaluations (NFE) of a sampler.
+
+    ``calls`` counts denoiser calls; guidance that batches two network passes into one call
+    counts once (``network_passes`` = calls × passes is the caller's to compute).
+    """
+
+    def __init__(self, denoiser):
+        self.denoiser, self.process, self.calls = denoiser, denoiser.process, 0
+
+    def __call__(self, x: torch.Tensor, t, cond=None) -> torch.Tensor:
+        self.calls += 1
+        return self.denoiser(x, t, cond)

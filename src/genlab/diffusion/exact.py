@@ -10,6 +10,9 @@ If x₀ ~ Σ_k π_k N(μ_k, Σ_k) (component k = class k) and x_t = α x₀ + σ
     E[x₀ | x_t]    = Σ_k p_t(k | x) E[x₀ | x_t, k]
 
 and Tweedie's formula ties the denoiser to the score: E[x₀ | x_t] = (x + σ² ∇ log p_t(x)) / α.
+For one Gaussian (K = 1) even the probability-flow ODE is solved in closed form (:meth:`ode_flow`):
+its velocity is affine in x, so in the eigenbasis of Σ = U diag(λ) Uᵀ each coordinate keeps its
+z-score, x_s = α_s μ + U diag(√(c_s/c_t)) Uᵀ (x_t − α_t μ) with c = α² λ + σ².
 These are what trained models, guidance and samplers are tested against. Everything is float64
 torch (differentiable, so ∇ log p_t(y | x) comes from autograd).
 
@@ -120,6 +123,17 @@ class NoisedGaussianMixture:
             else:
                 y = cond
         return self.posterior_mean(x, t, y).to(x.dtype)
+
+    def ode_flow(self, x: torch.Tensor, t_from, t_to) -> torch.Tensor:
+        """The exact solution of the PF-ODE from time ``t_from`` to ``t_to`` (one component only): (B, D) float64."""
+        if self.num_classes != 1:
+            raise ConfigError("the PF-ODE has a closed-form solution for a single Gaussian only (K = 1)")
+        x = x.to(torch.float64)
+        lam, u = torch.linalg.eigh(self.covs[0])
+        (a0, s0), (a1, s1) = (tuple(v.item() for v in self.process.alpha_sigma(torch.tensor(float(t)))) for t in (t_from, t_to))
+        ratio = ((a1**2 * lam + s1**2) / (a0**2 * lam + s0**2)).sqrt()  # (D,)
+        z = (x - a0 * self.means[0]) @ u  # coordinates in the eigenbasis
+        return a1 * self.means[0] + (z * ratio) @ u.T
 
     def sample(self, n: int, y: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
         """n draws of x₀ (from component y, or from the mixture): (n, D) float64."""

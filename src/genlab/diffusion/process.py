@@ -13,11 +13,14 @@ A process is data: two functions of a time t, and where t starts and ends.
 
 Every process has ``alpha_sigma(t)`` (float64), ``t_max`` (where sampling starts), ``t_clean``
 (where σ = 0 and sampling ends), ``net_time(t)`` (what the network is told) and ``config()``
-(JSON, so a checkpoint can rebuild it with :func:`process_from_config`). Continuous processes
+(JSON, so a checkpoint can rebuild it with :func:`process_from_config`). ``noise_level(t)`` is
+σ̂ = σ/α, EDM's σ and diffusers' ``sigmas`` (∞ where α = 0), and ``time_of(σ̂)`` its inverse: every
+process is the same ODE in σ̂ (Karras et al. 2022, eq. 4), so a grid of σ̂'s serves them all. Continuous processes
 also have ``d_alpha_sigma(t)`` = (dα/dt, dσ/dt), which velocity prediction needs.
 
 Names: ``alpha`` ↔ α(t) (for a discrete VP schedule √ᾱ_t, not the α_t = 1 − β_t of Ho et al.),
-``sigma`` ↔ σ(t), SNR(t) = α²/σ², λ(t) = log SNR(t).
+``sigma`` ↔ σ(t), ``noise_level`` ↔ σ̂(t) = σ/α, SNR(t) = α²/σ² = 1/σ̂², λ(t) = log(α/σ) = −log σ̂
+(DPM-Solver's λ is this half log-SNR).
 
 The one Gaussian posterior all samplers and the ELBO use (Kingma et al. 2021, "VDM", eq. 22–23):
 for s < t, with α_{t|s} = α_t/α_s and σ²_{t|s} = σ_t² − α_{t|s}² σ_s² (the forward step's variance,
@@ -91,6 +94,14 @@ def _as_f64(t) -> torch.Tensor:
     return torch.as_tensor(t, dtype=_F64).cpu()
 
 
+def _check_levels(noise_level) -> torch.Tensor:
+    """Noise levels σ̂ as float64, checked: ≥ 0 and not NaN (∞ is allowed: α = 0)."""
+    s = _as_f64(noise_level)
+    if bool(torch.isnan(s).any()) or bool((s < 0).any()):
+        raise ConfigError(f"noise levels sigma/alpha must be >= 0, got {s.min().item()}")
+    return s
+
+
 class Process:
     """The interface (see the module docstring). Subclasses are frozen dataclasses."""
 
@@ -101,6 +112,15 @@ class Process:
 
     def alpha_sigma(self, t) -> tuple[torch.Tensor, torch.Tensor]:
         """(α(t), σ(t)) as float64 tensors of t's shape (t: a number or a tensor)."""
+        raise NotImplementedError
+
+    def noise_level(self, t) -> torch.Tensor:
+        """σ̂(t) = σ(t)/α(t) as float64 (∞ where α = 0): EDM's noise level, diffusers' ``sigmas``."""
+        a, s = self.alpha_sigma(t)
+        return s / a
+
+    def time_of(self, noise_level) -> torch.Tensor:
+        """The time t with σ̂(t) = ``noise_level`` (float64; the inverse of :meth:`noise_level`)."""
         raise NotImplementedError
 
     def d_alpha_sigma(self, t) -> tuple[torch.Tensor, torch.Tensor]:
@@ -138,6 +158,10 @@ class RectifiedFlow(Process):
         t = _as_f64(t)
         return 1 - t, t.clone()
 
+    def time_of(self, noise_level):
+        s = _check_levels(noise_level)
+        return torch.where(torch.isinf(s), 1.0, s / (1 + s))  # σ̂ = t / (1 − t)
+
     def d_alpha_sigma(self, t):
         t = _as_f64(t)
         return -torch.ones_like(t), torch.ones_like(t)
@@ -171,10 +195,21 @@ class ContinuousVP(Process):
 
     def alpha_sigma(self, t):
         t = _as_f64(t)
-        if self.schedule == "cosine":
-            return torch.cos(math.pi / 2 * t), torch.sin(math.pi / 2 * t)
+        if self.schedule == "cosine":  # α(1) = 0 exactly (cos(π/2) is 6e-17 in floating point)
+            return torch.where(t == 1, 0.0, torch.cos(math.pi / 2 * t)), torch.sin(math.pi / 2 * t)
         log_a = self._log_alpha(t)
         return log_a.exp(), (-torch.expm1(2 * log_a)).sqrt()  # σ = √(1 − α²), accurate near t = 0
+
+    def time_of(self, noise_level):
+        s = _check_levels(noise_level)
+        if self.schedule == "cosine":
+            return 2 / math.pi * torch.atan(s)  # σ̂ = tan(π t / 2)
+        # α² = 1/(1 + σ̂²): ¼ Δ t² + ½ β_min t = ½ log(1 + σ̂²), Δ = β_max − β_min; the positive root.
+        c, d, b = 0.5 * torch.log1p(s**2), self.beta_max - self.beta_min, self.beta_min
+        t = (-0.5 * b + torch.sqrt(0.25 * b**2 + d * c)) / (0.5 * d)
+        if bool((t > 1 + 1e-12).any()):
+            raise ConfigError(f"noise level {s.max().item():g} is beyond this process's largest, {self.noise_level(1.0).item():g}")
+        return t.clamp(max=1.0)
 
     def d_alpha_sigma(self, t):
         t = _as_f64(t)
@@ -208,6 +243,12 @@ class VEProcess(Process):
     def alpha_sigma(self, t):
         t = _as_f64(t)
         return torch.ones_like(t), t.clone()
+
+    def time_of(self, noise_level):
+        s = _check_levels(noise_level)
+        if bool((s > self.sigma_max).any()):
+            raise ConfigError(f"noise level {s.max().item():g} is beyond sigma_max = {self.sigma_max:g}")
+        return s.clone()
 
     def d_alpha_sigma(self, t):
         t = _as_f64(t)

@@ -146,7 +146,8 @@ def _check_grid(grid: Sequence | torch.Tensor, process: Process) -> list:
 
 
 def _alpha_sigma(process: Process, ts: list) -> list[tuple[float, float]]:
-    a, s = process.alpha_sigma(torch.tensor(ts))
+    exact = all(isinstance(t, int) for t in ts)  # int timesteps stay int64; float times stay float64
+    a, s = process.alpha_sigma(torch.tensor(ts, dtype=torch.int64 if exact else torch.float64))
     return list(zip(a.tolist(), s.tolist()))
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields
 
+import numpy as np
 import torch
 
 from genlab.diffusion.process import Process, check_finite, posterior_coefficients
@@ -230,20 +231,75 @@ class NoiseSchedule(Process):
         return len(self.betas) - 1
 
     def alpha_sigma(self, t):
-        """(√ᾱ_t, √(1 − ᾱ_t)) for integer t in −1..T−1 (a number or an int64 tensor), float64."""
-        t = torch.as_tensor(t)
-        if t.is_floating_point():
-            if not bool((t == t.round()).all()):
-                raise ConfigError("a discrete schedule takes integer timesteps; build the grid with timesteps_grid")
-            t = t.long()
-        t = t.cpu()
+        """(√ᾱ_t, √(1 − ᾱ_t)) for t in −1..T−1 (a number or a tensor), float64.
+
+        Integer t index the schedule. Fractional t in [0, T−1] (the times of σ-grids, e.g. Karras')
+        interpolate log σ̂ = ½ log((1 − ᾱ)/ᾱ) linearly between the neighbouring indices, then
+        α = (1 + σ̂²)^(−½), σ = σ̂ α: the interpolation diffusers' Euler and Heun schedulers use
+        (``_sigma_to_t``), so ``time_of`` inverts it exactly. Between −1 (the data) and 0 there is
+        nothing to interpolate: only t = −1 itself.
+        """
+        t = torch.as_tensor(t).cpu()
+        if t.is_floating_point() and not bool((t == t.round()).all()):
+            t = t.to(_F64)
+            frac = t != t.round()
+            a, s = torch.empty_like(t), torch.empty_like(t)
+            a[frac], s[frac] = self._alpha_sigma_fractional(t[frac])
+            a[~frac], s[~frac] = self.alpha_sigma(t[~frac].long())
+            return a, s
+        t = t.long()
         if bool((t < -1).any()) or bool((t > self.t_max).any()):
             raise ConfigError(f"timesteps must lie in -1..{self.t_max} for this schedule")
         ab = torch.cat([torch.ones(1, dtype=_F64), self.alphas_cumprod])[t + 1]
         return ab.sqrt(), (1 - ab).sqrt()
 
+    def log_noise_levels(self) -> torch.Tensor:
+        """log σ̂_t = ½ log((1 − ᾱ_t)/ᾱ_t) for t = 0..T−1, float64 (T,), increasing (+∞ at zero terminal SNR)."""
+        ab = self.alphas_cumprod
+        return 0.5 * (torch.log1p(-ab) - torch.log(ab))
+
+    def _alpha_sigma_fractional(self, t: torch.Tensor):
+        if not bool(torch.isfinite(t).all()) or bool((t < 0).any()) or bool((t > self.t_max).any()):
+            raise ConfigError(f"fractional timesteps must lie in 0..{self.t_max} (only t = -1 lies below 0), got {t.min().item()}..{t.max().item()}")
+        logs = self.log_noise_levels()
+        lo = t.floor().long().clamp(max=max(self.t_max - 1, 0))
+        w = t - lo
+        hi = (lo + 1).clamp(max=self.t_max)
+        ls = torch.where(w == 0, logs[lo], torch.where(w == 1, logs[hi], (1 - w) * logs[lo] + w * logs[hi]))
+        return torch.sigmoid(-2 * ls).sqrt(), torch.sigmoid(2 * ls).sqrt()  # α² = 1/(1 + σ̂²), σ² = σ̂²/(1 + σ̂²)
+
+    def time_of(self, noise_level) -> torch.Tensor:
+        """t with σ̂(t) = noise_level: −1 for 0, else log-linear interpolation over the indices (float64).
+
+        The inverse of :meth:`alpha_sigma` on fractional t (diffusers' ``_sigma_to_t``, without
+        its silent clipping: levels outside [σ̂_0, σ̂_{T−1}] are an error).
+        """
+        from genlab.diffusion.process import _check_levels
+
+        s = _check_levels(noise_level)
+        logs = self.log_noise_levels()
+        finite = logs[torch.isfinite(logs)]
+        out = torch.empty_like(s)
+        zero, inf = s == 0, torch.isinf(s)
+        if bool(inf.any()) and bool(torch.isfinite(logs[-1])):
+            raise ConfigError("noise level inf (alpha = 0) needs a zero-terminal-SNR schedule")
+        rest = ~(zero | inf)
+        ls = s[rest].log()
+        tol = 1e-6  # float32 noise levels round by ~1e-7
+        if ls.numel() and (bool((ls < finite[0] - tol).any()) or bool((ls > finite[-1] + tol).any())):
+            raise ConfigError(
+                f"noise levels must lie in [{finite[0].exp().item():.4g}, {finite[-1].exp().item():.4g}] (this schedule's "
+                f"sigma/alpha at t = 0 and t = {len(finite) - 1}) or be 0, got {s[rest].min().item():.4g}..{s[rest].max().item():.4g}"
+            )
+        out[zero], out[inf] = -1.0, float(self.t_max)
+        idx = np.interp(ls.clamp(finite[0], finite[-1]).numpy(), finite.numpy(), np.arange(len(finite), dtype=np.float64))
+        out[rest] = torch.from_numpy(idx)
+        return out
+
     def net_time(self, t: torch.Tensor) -> torch.Tensor:
-        """The network sees the integer index t (int64), as in training."""
+        """The index t as the network saw it in training (int64); fractional t stay float32."""
+        if t.is_floating_point() and not bool((t == t.round()).all()):
+            return t.float()
         return t.round().long() if t.is_floating_point() else t.long()
 
     def config(self) -> dict:
