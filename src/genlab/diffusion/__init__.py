@@ -11,17 +11,25 @@
 - :mod:`.exact`             closed forms for Gaussian-mixture data: noised density, score, p_t(y|x), E[x₀|x_t]
 - :mod:`.thresholding`      clipping and dynamic thresholding of x̂₀ as denoiser wrappers
 - :mod:`.noise`             per-sample noise: sample i depends on (seed, i) only
-- :mod:`.samplers`          grids, DDPM and DDIM over a denoiser, step callbacks
-- :mod:`.sampling`          many samples in chunks, one condition per sample
+- :mod:`.samplers`          timestep grids, DDPM and DDIM over a denoiser, step callbacks
+- :mod:`.grids`             σ-grids (Karras ρ, uniform log-SNR, the schedule's own) and σ ↔ t
+- :mod:`.euler_heun`        Euler and Heun on the probability-flow ODE (EDM); DDIM is Euler
+- :mod:`.dpm_solver`        DPM-Solver++(2M), exponential integration in log-SNR
+- :mod:`.unipc`             UniPC, predictor–corrector of any order
+- :mod:`.pf_ode`            the PF-ODE handed to scipy's adaptive solvers
+- :mod:`.sampling`          the sampler registry; many samples in chunks, one condition per sample
 
 Index convention of discrete schedules (as in diffusers): t = 0..T-1 and ᾱ_t = prod_{s<=t} (1 - β_s);
 t = −1 is the data. Network interface: ``net(x_t, t, y=None) -> Tensor``.
 """
 
 from genlab.diffusion.classifier_guidance import ClassifierGuidance, NoisyClassifierLoss, accuracy_by_time, classifier_log_prob
-from genlab.diffusion.denoisers import Conditioned, EDMPrecond, NetworkDenoiser
+from genlab.diffusion.denoisers import CallCounter, Conditioned, EDMPrecond, NetworkDenoiser
+from genlab.diffusion.dpm_solver import dpmpp_2m_sample
+from genlab.diffusion.euler_heun import euler_sample, heun_sample
 from genlab.diffusion.exact import NoisedGaussianMixture
 from genlab.diffusion.forward import q_posterior, q_sample, q_step
+from genlab.diffusion.grids import GRIDS, karras_sigmas, log_snr_sigmas, make_grid, noise_level_range, sigma_grid
 from genlab.diffusion.guidance import ClassifierFreeGuidance, cfg_combine
 from genlab.diffusion.losses import (
     WEIGHTINGS,
@@ -35,6 +43,7 @@ from genlab.diffusion.losses import (
 )
 from genlab.diffusion.noise import SampleNoise, randn_like
 from genlab.diffusion.parameterization import PREDICTIONS, convert, predict_x0_eps, target_from_x0_eps
+from genlab.diffusion.pf_ode import ode_sample
 from genlab.diffusion.process import (
     ContinuousVP,
     Process,
@@ -54,7 +63,7 @@ from genlab.diffusion.samplers import (
     sampling_grid,
     timesteps_grid,
 )
-from genlab.diffusion.sampling import sample
+from genlab.diffusion.sampling import SAMPLERS, default_grid, nfe, sample
 from genlab.diffusion.schedules import (
     SCHEDULES,
     NoiseSchedule,
@@ -68,16 +77,18 @@ from genlab.diffusion.schedules import (
     snr,
 )
 from genlab.diffusion.thresholding import ClipX0, DynamicThreshold
+from genlab.diffusion.unipc import unipc_sample
 
 __all__ = [
-    "PREDICTIONS", "SCHEDULES", "SPACINGS", "WEIGHTINGS",
-    "ClassifierFreeGuidance", "ClassifierGuidance", "ClipX0", "Conditioned", "ContinuousVP", "DiffusionLoss", "DynamicThreshold",
+    "GRIDS", "PREDICTIONS", "SAMPLERS", "SCHEDULES", "SPACINGS", "WEIGHTINGS",
+    "CallCounter", "ClassifierFreeGuidance", "ClassifierGuidance", "ClipX0", "Conditioned", "ContinuousVP", "DiffusionLoss", "DynamicThreshold",
     "EDMPrecond", "LogNormalSigma", "LogitNormalTime", "NetworkDenoiser", "NoiseSchedule", "NoisedGaussianMixture",
     "NoisyClassifierLoss", "Process",
     "RectifiedFlow", "SampleNoise", "StepInfo", "Trajectory", "UniformTime", "VEProcess",
     "accuracy_by_time", "cfg_combine", "classifier_log_prob", "convert", "cosine_betas", "ddim_coefficients", "ddim_sample", "ddpm_coefficients",
-    "ddpm_sample", "diffusion_loss", "extract", "linear_betas", "make_diffusion_loss", "make_schedule",
-    "min_snr_weight", "posterior_coefficients", "predict_x0_eps", "process_from_config", "q_posterior",
+    "ddpm_sample", "default_grid", "diffusion_loss", "dpmpp_2m_sample", "euler_sample", "extract", "heun_sample",
+    "karras_sigmas", "linear_betas", "log_snr_sigmas", "make_diffusion_loss", "make_grid", "make_schedule",
+    "min_snr_weight", "nfe", "noise_level_range", "ode_sample", "posterior_coefficients", "predict_x0_eps", "process_from_config", "q_posterior",
     "q_sample", "q_step", "quadratic_betas", "randn_like", "rescale_zero_terminal_snr", "sample",
-    "sampling_grid", "sigmoid_betas", "snr", "target_from_x0_eps", "timesteps_grid",
+    "sampling_grid", "sigma_grid", "sigmoid_betas", "snr", "target_from_x0_eps", "timesteps_grid", "unipc_sample",
 ]  # fmt: skip

@@ -1,5 +1,8 @@
 """Drawing many samples: per-sample noise, in chunks, with an optional condition per sample.
 
+:data:`SAMPLERS` names every sampler (the CLI's ``--sampler``), :func:`default_grid` gives each
+its usual grid, and :func:`nfe` the denoiser calls it makes on a grid of N steps.
+
 :func:`sample` runs any sampler of :mod:`.samplers` over ``n`` samples in chunks of
 ``batch_size``. Sample i's starting noise and every noise it meets on the way come from its own
 stream (seed, i) (:class:`~genlab.diffusion.noise.SampleNoise`), so the result does not depend on
@@ -22,11 +25,55 @@ import torch
 from tqdm import tqdm  # plain text bars: no ipywidgets needed in notebooks
 
 from genlab.diffusion.denoisers import Conditioned
+from genlab.diffusion.dpm_solver import dpmpp_2m_sample
+from genlab.diffusion.euler_heun import euler_sample, heun_sample
+from genlab.diffusion.grids import make_grid, noise_level_range, sigma_grid
 from genlab.diffusion.noise import SampleNoise
-from genlab.diffusion.samplers import Trajectory
+from genlab.diffusion.pf_ode import ode_sample
+from genlab.diffusion.samplers import Trajectory, ddim_sample, ddpm_sample
+from genlab.diffusion.unipc import unipc_sample
 from genlab.errors import ConfigError
 
-__all__ = ["sample"]
+__all__ = ["SAMPLERS", "default_grid", "nfe", "sample"]
+
+SAMPLERS = {
+    "ddpm": ddpm_sample,  # ancestral, Ho et al. 2020
+    "ddim": ddim_sample,  # Song et al. 2021; = Euler on the PF-ODE
+    "euler": euler_sample,  # Karras et al. 2022, Algorithm 2
+    "heun": heun_sample,  # Karras et al. 2022, Algorithm 1
+    "dpmpp-2m": dpmpp_2m_sample,  # Lu et al. 2022b, Algorithm 2
+    "unipc": unipc_sample,  # Zhao et al. 2023, bh2, order 2
+    "ode": ode_sample,  # scipy's adaptive RK45 on the PF-ODE
+}
+
+
+def nfe(sampler: str, steps: int) -> int | None:
+    """Denoiser calls of ``sampler`` on a grid of ``steps`` steps that ends at the data (None: adaptive)."""
+    if sampler == "ode":
+        return None
+    return 2 * steps - 1 if sampler == "heun" else steps
+
+
+def default_grid(process, sampler: str, steps: int, kind: str | None = None) -> torch.Tensor:
+    """The grid genlab samples ``sampler`` on: ``kind`` ∈ {karras, log_snr, timesteps}, or its default.
+
+    DDPM and DDIM default to trailing timesteps; the ODE solvers to Karras' ρ = 7 grid, or to
+    trailing timesteps where the process reaches pure noise (σ̂ = ∞, which no σ-grid can hold).
+    The adaptive ``ode`` sampler ignores ``steps``: its grid only marks the start (the largest
+    finite noise level, after one Euler step from pure noise if the process has it), the smallest
+    noise level and the data.
+    """
+    if sampler not in SAMPLERS:
+        raise ConfigError(f"unknown sampler {sampler!r}; choose one of: {', '.join(SAMPLERS)}")
+    lo, hi = noise_level_range(process)
+    if sampler == "ode":
+        if hi != float("inf"):
+            return make_grid(process, 2, "karras")
+        below = process.noise_level(torch.tensor([process.t_max - 1 if process.discrete else 0.99 * process.t_max])).item()
+        return torch.cat([torch.tensor([float(process.t_max)], dtype=torch.float64), sigma_grid(process, [below, lo])])
+    if kind is None:
+        kind = "timesteps" if sampler in ("ddpm", "ddim") or hi == float("inf") else "karras"
+    return make_grid(process, steps, kind, spacing="trailing")
 
 
 def _positive_int(name: str, value) -> int:
