@@ -51,6 +51,23 @@ def test_sample_from_checkpoint(trained, tmp_path, extra):
     assert Image.open(out).size[0] > 8
 
 
+@pytest.mark.parametrize("sampler,grid,calls", [("euler", None, 3), ("heun", None, 5), ("dpmpp-2m", "log_snr", 3),
+                                                ("unipc", "timesteps", 3), ("ode", None, None)])  # fmt: skip
+def test_sample_with_fast_samplers(trained, tmp_path, capsys, sampler, grid, calls):
+    out = tmp_path / "s.png"
+    extra = ["--grid", grid] if grid else []
+    assert main(["sample", "--ckpt", str(trained), "--n", "3", "--steps", "3", "--sampler", sampler, *extra, "--out", str(out)]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    nfe = int(re.search(r"(\d+) denoiser calls per sample", line).group(1))
+    assert nfe == calls if calls else nfe > 3  # heun: 2 per step but the last; ode: its own steps, more than 3
+    assert out.is_file()
+
+
+def test_eta_is_ddim_only(trained, tmp_path, capsys):
+    code = main(["sample", "--ckpt", str(trained), "--n", "2", "--sampler", "dpmpp-2m", "--eta", "0.5", "--out", str(tmp_path / "s.png")])
+    assert code == 2 and "eta" in error_line(capsys)
+
+
 def test_resume_continues(tmp_path):
     base = ["train", "--dataset", "digits", "--out", str(tmp_path), "--batch-size", "8", "--ckpt-every", "2"]
     assert main([*base, "--steps", "2"]) == 0
@@ -283,9 +300,10 @@ def feature_cache(tmp_path_factory):
 @pytest.mark.slow
 def test_eval_checkpoint_prints_a_table_and_writes_json(trained, tmp_path, feature_cache, capsys):
     out = tmp_path / "e.json"
-    assert main(["eval", "--ckpt", str(trained), "--n", "150", "--steps", "2", "--guidance", "2", "--out", str(out)]) == 0
+    assert main(["eval", "--ckpt", str(trained), "--n", "150", "--steps", "2", "--guidance", "2", "--sampler", "heun", "--out", str(out)]) == 0
     report = json.loads(out.read_text())
     assert report["n"] == 150 and report["dataset"] == "digits"
+    assert report["sampler"] == "heun" and report["nfe"] == 3
     assert set(report["metrics"]) >= {"FID", "KID", "IS", "precision", "recall", "conditional accuracy"}
     printed = capsys.readouterr().out
     assert "N=150" in printed and "FID" in printed  # every figure names its N and reference

@@ -73,6 +73,7 @@ def int_tuple(text: str) -> tuple[int, ...]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from genlab.diffusion.grids import GRIDS
     from genlab.pipeline import DATASETS, SAMPLERS
 
     parser = argparse.ArgumentParser(prog="genlab", description="Train, sample and demo small diffusion models on a CPU.")
@@ -117,7 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--ckpt", type=Path, required=True, help="run folder or checkpoint folder")
     sample.add_argument("--n", type=positive_int, default=64, help="number of samples (default: 64)")
     sample.add_argument("--sampler", choices=SAMPLERS, default="ddim")
-    sample.add_argument("--steps", type=positive_int, default=50, help="sampling steps (default: 50)")
+    sample.add_argument("--steps", type=positive_int, default=50, help="sampling steps (default: 50; heun makes 2 calls per step, ode chooses its own)")
+    sample.add_argument("--grid", choices=GRIDS, default=None, help="sampling grid: karras (default for euler/heun/dpmpp-2m/unipc), log_snr, "
+                        "or timesteps (trailing; the default for ddpm/ddim and for zero-terminal-SNR models)")
     sample.add_argument("--eta", type=unit_float, default=0.0, help="DDIM η in [0, 1]: 0 deterministic, 1 DDPM-like")
     sample.add_argument("--class", dest="label", type=non_negative_int, default=None, help="generate this class (conditional models; default: one column per class)")
     sample.add_argument("--guidance", type=finite_float, default=1.0, help="classifier-free guidance scale w (conditional models; 1 = none)")
@@ -136,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--n", type=positive_int, default=2000, help="samples to score, and real reference images (default: 2000)")
     ev.add_argument("--sampler", choices=SAMPLERS, default="ddim")
     ev.add_argument("--steps", type=positive_int, default=50, help="sampling steps (default: 50)")
+    ev.add_argument("--grid", choices=GRIDS, default=None, help="sampling grid (default: the sampler's; see `genlab sample --help`)")
     ev.add_argument("--guidance", type=finite_float, default=1.0, help="classifier-free guidance scale w (conditional models)")
     ev.add_argument("--classifier", type=Path, default=None, help="guide with this noise-aware classifier (from `genlab train-classifier`)")
     ev.add_argument("--classifier-scale", type=finite_float, default=None, help="classifier guidance scale s (default 1 with --classifier)")
@@ -170,9 +174,10 @@ def cmd_eval(args) -> None:
             labels = torch.arange(args.n) % classes
         guided = f", classifier scale {scale}" if classifier is not None else ""
         print(f"sampling {args.n} images from {args.ckpt} ({args.sampler}, {args.steps} steps, guidance {args.guidance}{guided})", flush=True)
+        stats = {}
         samples = generate(model, spec, args.n, sampler=args.sampler, steps=args.steps, labels=labels,
                            guidance=args.guidance, seed=args.seed, batch_size=args.batch_size, progress=True,
-                           classifier=classifier, classifier_scale=scale)  # fmt: skip
+                           classifier=classifier, classifier_scale=scale, grid=args.grid, stats=stats)  # fmt: skip
         source, default_out = str(args.ckpt), args.ckpt / "eval.json"
     else:
         if args.dataset is None:
@@ -183,7 +188,7 @@ def cmd_eval(args) -> None:
     result = evaluate(samples, dataset, n=min(args.n, len(samples)), labels=labels, progress=True)
     report = {"source": source, "dataset": dataset, "sampling_seconds": t_sample, **result.to_dict()}
     if args.ckpt is not None:
-        report.update(sampler=args.sampler, steps=args.steps, guidance=args.guidance, seed=args.seed,
+        report.update(sampler=args.sampler, steps=args.steps, grid=args.grid, nfe=stats["nfe"], guidance=args.guidance, seed=args.seed,
                       classifier=str(args.classifier) if args.classifier else None, classifier_scale=scale)  # fmt: skip
     out = args.out or default_out
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -310,11 +315,14 @@ def cmd_sample(args) -> None:
     if classes and labels is None:  # one column per class
         labels, nrow = torch.arange(args.n) % classes, classes
     t0 = time.perf_counter()
+    stats = {}
     samples = generate(model, spec, args.n, sampler=args.sampler, steps=args.steps, eta=args.eta,
                        labels=labels, guidance=args.guidance, seed=args.seed, batch_size=args.batch_size, progress=True,
-                       classifier=classifier, classifier_scale=scale)  # fmt: skip
+                       classifier=classifier, classifier_scale=scale, grid=args.grid, stats=stats)  # fmt: skip
     path = save_samples(samples, spec, args.out, nrow=nrow)
-    print(f"wrote {args.n} samples to {path} ({args.sampler}, {args.steps} steps, {time.perf_counter() - t0:.1f} s)")
+    steps = "adaptive steps" if args.sampler == "ode" else f"{args.steps} steps"
+    print(f"wrote {args.n} samples to {path} ({args.sampler}, {steps}, {stats['nfe']:.0f} denoiser calls per sample, "
+          f"{time.perf_counter() - t0:.1f} s)")
 
 
 def os_error_message(e: OSError) -> str:

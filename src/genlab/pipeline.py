@@ -27,13 +27,14 @@ from genlab.diffusion import (
     NetworkDenoiser,
     NoisyClassifierLoss,
     classifier_log_prob,
-    ddim_sample,
-    ddpm_sample,
     make_schedule,
     process_from_config,
     sample,
-    sampling_grid,
 )
+from genlab.diffusion.denoisers import CallCounter
+from genlab.diffusion.grids import GRIDS
+from genlab.diffusion.sampling import SAMPLERS as SAMPLER_FUNCTIONS
+from genlab.diffusion.sampling import default_grid
 from genlab.diffusion.parameterization import PREDICTIONS
 from genlab.diffusion.process import check_finite
 from genlab.errors import CheckpointError, ConfigError, GenlabError
@@ -42,7 +43,7 @@ from genlab.nn.unet import UNet, UNetConfig
 from genlab.train import TrainConfig, TrainResult, fit, load_model
 
 DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", "toy2d")
-SAMPLERS = ("ddpm", "ddim")
+SAMPLERS = tuple(SAMPLER_FUNCTIONS)  # ddpm, ddim, euler, heun, dpmpp-2m, unipc, ode
 
 
 @dataclass
@@ -296,9 +297,17 @@ def generate(
     progress: bool = False,
     classifier: nn.Module | None = None,
     classifier_scale: float = 1.0,
+    grid: str | None = None,
+    stats: dict | None = None,
 ):
-    """Draw ``n`` samples. DDIM on a ``trailing`` grid of ``steps`` timesteps, or DDPM (ancestral)
-    on the same grid (``steps = T`` gives the original T-step sampler).
+    """Draw ``n`` samples with ``sampler`` ∈ SAMPLERS in ``steps`` steps.
+
+    DDIM and DDPM (ancestral) run on a ``trailing`` grid of ``steps`` timesteps (DDPM with
+    ``steps = T`` is the original T-step sampler); Euler, Heun, DPM-Solver++(2M) and UniPC on
+    Karras' σ-grid unless ``grid`` ∈ {karras, log_snr, timesteps} says otherwise (see
+    :func:`genlab.diffusion.sampling.default_grid`); ``ode`` solves the PF-ODE adaptively and
+    ignores ``steps``. ``eta`` is DDIM's. If ``stats`` is a dict, ``stats["nfe"]`` receives the
+    denoiser calls per sample (the mean over chunks for the adaptive ``ode``).
 
     ``labels``: int64 (n,) or one int, for class-conditional models (or any model guided by a
     ``classifier``); ``guidance`` w is the classifier-free guidance scale (1 = no guidance);
@@ -308,6 +317,8 @@ def generate(
     """
     if sampler not in SAMPLERS:
         raise ConfigError(f"unknown sampler {sampler!r}; choose one of: {', '.join(SAMPLERS)}")
+    if grid is not None and grid not in GRIDS:
+        raise ConfigError(f"unknown grid {grid!r}; choose one of: {', '.join(GRIDS)}")
     if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
         raise ConfigError(f"the number of samples must be a positive int, got {n!r}")
     process = spec.make_process()
@@ -316,6 +327,8 @@ def generate(
         raise ConfigError(f"sampling steps must be an int in 1..{max_steps or 'any'} (the model's T), got {steps!r}")
     guidance = check_finite("guidance", guidance)
     eta = check_finite("eta", eta, low=0.0, high=1.0)
+    if eta != 0 and sampler != "ddim":
+        raise ConfigError(f"eta is DDIM's noise level; the {sampler} sampler does not take it (drop --eta, or use --sampler ddim)")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ConfigError(f"seed must be a non-negative int, got {seed!r}")
     if guidance != 1.0 and not spec.num_classes:
@@ -341,13 +354,16 @@ def generate(
             raise ConfigError(f"the classifier knows {classifier.config.num_classes} classes, the model {spec.num_classes}")
     from genlab.device import module_device
 
-    fn, kwargs = (ddim_sample, {"eta": eta}) if sampler == "ddim" else (ddpm_sample, {})
-    return sample(
-        fn, make_denoiser(model, spec, guidance, process, classifier, classifier_scale), n, spec.shape,
-        sampling_grid(process, steps, "trailing"),
+    kwargs = {"eta": eta} if sampler == "ddim" else {}
+    denoiser = CallCounter(make_denoiser(model, spec, guidance, process, classifier, classifier_scale))
+    out = sample(
+        SAMPLER_FUNCTIONS[sampler], denoiser, n, spec.shape, default_grid(process, sampler, steps, grid),
         seed=seed, cond=labels, batch_size=batch_size, device=module_device(model),
         trajectory=return_trajectory, progress=progress, **kwargs,
     )  # fmt: skip
+    if stats is not None:
+        stats["nfe"] = denoiser.calls / -(-n // batch_size)  # calls per chunk = per sample
+    return out
 
 
 SAMPLE_FILES = (".npy", ".npz", ".pt", ".safetensors")
