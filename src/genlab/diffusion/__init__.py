@@ -63,7 +63,7 @@ from genlab.diffusion.samplers import (
     sampling_grid,
     timesteps_grid,
 )
-from genlab.diffusion.sampling import SAMPLERS, default_grid, nfe, sample
+from genlab.diffusion.sampling import SAMPLERS, default_grid, sample
 from genlab.diffusion.schedules import (
     SCHEDULES,
     NoiseSchedule,
@@ -88,7 +88,7 @@ __all__ = [
     "accuracy_by_time", "cfg_combine", "classifier_log_prob", "convert", "cosine_betas", "ddim_coefficients", "ddim_sample", "ddpm_coefficients",
     "ddpm_sample", "default_grid", "diffusion_loss", "dpmpp_2m_sample", "euler_sample", "extract", "heun_sample",
     "karras_sigmas", "linear_betas", "log_snr_sigmas", "make_diffusion_loss", "make_grid", "make_schedule",
-    "min_snr_weight", "nfe", "noise_level_range", "ode_sample", "posterior_coefficients", "predict_x0_eps", "process_from_config", "q_posterior",
+    "min_snr_weight", "noise_level_range", "ode_sample", "posterior_coefficients", "predict_x0_eps", "process_from_config", "q_posterior",
     "q_sample", "q_step", "quadratic_betas", "randn_like", "rescale_zero_terminal_snr", "sample",
     "sampling_grid", "sigma_grid", "sigmoid_betas", "snr", "target_from_x0_eps", "timesteps_grid", "unipc_sample",
 ]  # fmt: skip

@@ -1,7 +1,7 @@
 """Drawing many samples: per-sample noise, in chunks, with an optional condition per sample.
 
-:data:`SAMPLERS` names every sampler (the CLI's ``--sampler``), :func:`default_grid` gives each
-its usual grid, and :func:`nfe` the denoiser calls it makes on a grid of N steps.
+:data:`SAMPLERS` names every sampler (the CLI's ``--sampler``) and :func:`default_grid` gives each
+its usual grid (count a sampler's denoiser calls with :class:`~genlab.diffusion.denoisers.CallCounter`).
 
 :func:`sample` runs any sampler of :mod:`.samplers` over ``n`` samples in chunks of
 ``batch_size``. Sample i's starting noise and every noise it meets on the way come from its own
@@ -34,7 +34,7 @@ from genlab.diffusion.samplers import Trajectory, ddim_sample, ddpm_sample
 from genlab.diffusion.unipc import unipc_sample
 from genlab.errors import ConfigError
 
-__all__ = ["SAMPLERS", "default_grid", "nfe", "sample"]
+__all__ = ["SAMPLERS", "default_grid", "sample"]
 
 SAMPLERS = {
     "ddpm": ddpm_sample,  # ancestral, Ho et al. 2020
@@ -45,13 +45,6 @@ SAMPLERS = {
     "unipc": unipc_sample,  # Zhao et al. 2023, bh2, order 2
     "ode": ode_sample,  # scipy's adaptive RK45 on the PF-ODE
 }
-
-
-def nfe(sampler: str, steps: int) -> int | None:
-    """Denoiser calls of ``sampler`` on a grid of ``steps`` steps that ends at the data (None: adaptive)."""
-    if sampler == "ode":
-        return None
-    return 2 * steps - 1 if sampler == "heun" else steps
 
 
 def default_grid(process, sampler: str, steps: int, kind: str | None = None) -> torch.Tensor:

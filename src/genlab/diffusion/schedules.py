@@ -27,7 +27,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 import torch
 
-from genlab.diffusion.process import Process, check_finite, posterior_coefficients
+from genlab.diffusion.process import Process, _check_levels, check_finite, posterior_coefficients
 from genlab.errors import ConfigError
 
 __all__ = [
@@ -274,8 +274,6 @@ class NoiseSchedule(Process):
         The inverse of :meth:`alpha_sigma` on fractional t (diffusers' ``_sigma_to_t``, without
         its silent clipping: levels outside [σ̂_0, σ̂_{T−1}] are an error).
         """
-        from genlab.diffusion.process import _check_levels
-
         s = _check_levels(noise_level)
         logs = self.log_noise_levels()
         finite = logs[torch.isfinite(logs)]
