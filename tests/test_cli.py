@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from genlab.cli import main
 from genlab.train.checkpoint import resolve_checkpoint
@@ -133,6 +134,22 @@ def test_sample_writes_jpeg(trained, tmp_path):
     assert Image.open(out).format == "JPEG"
 
 
+def test_learned_variance_trains_with_the_hybrid_loss_and_samples_with_its_variance(tmp_path):
+    from genlab.diffusion import CallCounter, LearnedVarianceDenoiser
+    from genlab.pipeline import generate, load_diffusion, make_denoiser
+
+    assert main(["train", "--dataset", "digits", "--learned-variance", "--out", str(tmp_path), *TINY]) == 0
+    meta = json.loads((resolve_checkpoint(tmp_path) / "config.json").read_text())
+    assert meta["metadata"]["loss"]["loss"] == "hybrid" and meta["metadata"]["diffusion"]["learned_variance"] is True
+    model, spec = load_diffusion(tmp_path)
+    assert spec.learned_variance and model.conv_out.out_channels == 2
+    den = CallCounter(make_denoiser(model, spec))
+    assert isinstance(den.denoiser.denoiser, LearnedVarianceDenoiser) and hasattr(den, "x0_and_fraction")
+    a = generate(model, spec, 3, sampler="ddpm", steps=4, seed=0)
+    assert a.shape == (3, 1, 8, 8) and bool(torch.isfinite(a).all())
+    assert main(["sample", "--ckpt", str(tmp_path), "--n", "2", "--steps", "3", "--sampler", "unipc", "--out", str(tmp_path / "u.png")]) == 0
+
+
 def test_toy2d(tmp_path):
     assert main(["train", "--dataset", "toy2d", "--toy", "rings", "--out", str(tmp_path), *TINY]) == 0
     assert main(["sample", "--ckpt", str(tmp_path), "--n", "50", "--steps", "2", "--out", str(tmp_path / "p.png")]) == 0
@@ -156,6 +173,8 @@ def test_toy2d(tmp_path):
         (["train", "--dataset", "digits", "--channel-mults", "1,2,2,2,2", "--steps", "1", "--out", "{tmp}/x"], "multiple of 16"),
         (["train", "--dataset", "toy2d", "--conditional", "--out", "{tmp}/y"], "no labels"),
         (["train", "--dataset", "digits", "--schedule", "wavy", "--out", "{tmp}/z"], "unknown schedule"),
+        (["train", "--dataset", "digits", "--conditional", "--learned-variance", "--out", "{tmp}/lv"], "learned variance is implemented for unconditional"),
+        (["train", "--dataset", "digits", "--learned-variance", "--min-snr-gamma", "5", "--steps", "1", "--out", "{tmp}/lv2"], "drop --min-snr-gamma"),
         (["train", "--dataset", "digits", "--batch-size", "8", "--steps", "2", "--out", "{uncond}", "--resume", "--lr", "0.1"], "cannot resume"),
     ],
 )

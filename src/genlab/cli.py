@@ -98,6 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--schedule", default="linear", help="β schedule: linear, cosine, quadratic, sigmoid (default: linear)")
     train.add_argument("--prediction", choices=("epsilon", "x0", "v"), default="epsilon")
     train.add_argument("--min-snr-gamma", type=positive_float, default=None, help="Min-SNR-γ loss weighting (e.g. 5)")
+    train.add_argument("--learned-variance", action="store_true",
+                       help="also learn the reverse variance, with the hybrid loss (Nichol & Dhariwal 2021); DDPM sampling then uses it")
     train.add_argument("--base-channels", type=positive_int, default=None, help="U-Net width at full resolution")
     train.add_argument("--channel-mults", type=int_tuple, default=None, help="U-Net levels, e.g. 1,2,2")
     train.add_argument("--toy", choices=TOY_SHAPES, default="moons", help="toy 2-D distribution for --dataset toy2d")
@@ -232,7 +234,7 @@ def cmd_train(args) -> None:
         dataset=args.dataset, shape=tuple(data[0].shape[1:]),
         num_classes=int(data[1].max()) + 1 if args.conditional else 0,
         schedule=args.schedule, prediction=args.prediction, toy=args.toy if args.dataset == "toy2d" else None,
-        clip=None if args.dataset == "toy2d" else (-1.0, 1.0),
+        clip=None if args.dataset == "toy2d" else (-1.0, 1.0), learned_variance=args.learned_variance,
     )  # fmt: skip
     options = TrainOptions(
         steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed, min_snr_gamma=args.min_snr_gamma,

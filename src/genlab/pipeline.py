@@ -33,6 +33,7 @@ from genlab.diffusion import (
 )
 from genlab.diffusion.denoisers import CallCounter
 from genlab.diffusion.grids import GRIDS
+from genlab.diffusion.learned_variance import HybridLoss, LearnedVarianceDenoiser
 from genlab.diffusion.sampling import SAMPLERS as SAMPLER_FUNCTIONS
 from genlab.diffusion.sampling import default_grid
 from genlab.diffusion.parameterization import PREDICTIONS
@@ -65,10 +66,15 @@ class DiffusionSpec:
     toy: str | None = None  # the toy 2-D distribution, for dataset="toy2d"
     clip: tuple[float, float] | None = (-1.0, 1.0)  # data range for clipping x̂₀; None: no clipping
     process: dict | None = None  # the process as data (Process.config()); None: make_schedule(schedule, T)
+    learned_variance: bool = False  # the network also outputs the reverse variance (Nichol & Dhariwal 2021)
 
     def __post_init__(self):
         if self.process is None:
             self.process = make_schedule(self.schedule, self.T).config()
+        if self.learned_variance and (self.dataset == "toy2d" or self.num_classes or self.prediction == "velocity"
+                                      or self.process.get("kind") != "discrete_vp"):  # fmt: skip
+            raise ConfigError("a learned variance is implemented for unconditional U-Net models on a discrete schedule "
+                              "(epsilon, x0 or v prediction); drop --learned-variance or --conditional")  # fmt: skip
 
     @property
     def null_label(self) -> int | None:
@@ -92,6 +98,7 @@ class DiffusionSpec:
             "toy": lambda v: v is None or isinstance(v, str),
             "clip": lambda v: v is None or (isinstance(v, list) and len(v) == 2 and all(isinstance(c, (int, float)) for c in v) and v[0] < v[1]),
             "process": lambda v: v is None or (isinstance(v, dict) and "kind" in v),
+            "learned_variance": lambda v: isinstance(v, bool),
         }
         for key, ok in checks.items():
             if key in raw and not ok(raw[key]):
@@ -138,6 +145,8 @@ def build_model(spec: DiffusionSpec, **unet_overrides) -> nn.Module:
     if spec.dataset == "toy2d":
         return ToyDenoiser(ToyDenoiserConfig(dim=spec.shape[0], num_classes=spec.num_classes))
     c, h, w = spec.shape
+    if spec.learned_variance:
+        unet_overrides = {**unet_overrides, "out_channels": 2 * c}  # prediction and variance
     return UNet(default_unet_config(h, c, spec.num_classes, **unet_overrides))
 
 
@@ -155,8 +164,13 @@ class TrainOptions:
     unet: dict = field(default_factory=dict)  # UNetConfig overrides (base_channels, channel_mults, …)
 
 
-def make_loss(spec: DiffusionSpec, options: TrainOptions) -> DiffusionLoss:
-    """The training objective for ``spec``: L_simple, or Min-SNR-γ when the options ask for it."""
+def make_loss(spec: DiffusionSpec, options: TrainOptions) -> DiffusionLoss | HybridLoss:
+    """The training objective for ``spec``: L_simple, or Min-SNR-γ when the options ask for it, or
+    the hybrid loss L_simple + λ L_vlb for a model with a learned variance."""
+    if spec.learned_variance:
+        if options.min_snr_gamma is not None:
+            raise ConfigError("a learned variance trains with the hybrid loss (L_simple + λ L_vlb); drop --min-snr-gamma")
+        return HybridLoss(spec.make_process(), prediction=spec.prediction)
     conditional = spec.num_classes > 0
     return DiffusionLoss(
         spec.make_process(), prediction=spec.prediction,
@@ -221,7 +235,8 @@ def make_denoiser(model: nn.Module, spec: DiffusionSpec, guidance: float = 1.0, 
     """The wrapper stack for sampling: network adapter → classifier-free guidance → classifier
     guidance (when a noise-aware ``classifier`` is given) → clipping to the data range."""
     process = process if process is not None else spec.make_process()
-    denoiser = NetworkDenoiser(model, process, spec.prediction)
+    adapter = LearnedVarianceDenoiser if spec.learned_variance else NetworkDenoiser
+    denoiser = adapter(model, process, spec.prediction)
     if guidance != 1.0:
         denoiser = ClassifierFreeGuidance(denoiser, guidance, spec.null_label)
     if classifier is not None:
@@ -355,6 +370,8 @@ def generate(
     from genlab.device import module_device
 
     kwargs = {"eta": eta} if sampler == "ddim" else {}
+    if sampler == "ddpm" and spec.learned_variance:
+        kwargs["variance"] = "learned"  # the network's own variance at every step
     denoiser = CallCounter(make_denoiser(model, spec, guidance, process, classifier, classifier_scale))
     out = sample(
         SAMPLER_FUNCTIONS[sampler], denoiser, n, spec.shape, default_grid(process, sampler, steps, grid),

@@ -17,6 +17,8 @@
 - :mod:`.dpm_solver`        DPM-Solver++(2M), exponential integration in log-SNR
 - :mod:`.unipc`             UniPC, predictor–corrector of any order
 - :mod:`.pf_ode`            the PF-ODE handed to scipy's adaptive solvers
+- :mod:`.vlb`               the full variational bound in bits/dim, with the discretised decoder
+- :mod:`.learned_variance`  learned reverse variances and the hybrid loss (improved DDPM)
 - :mod:`.sampling`          the sampler registry; many samples in chunks, one condition per sample
 
 Index convention of discrete schedules (as in diffusers): t = 0..T-1 and ᾱ_t = prod_{s<=t} (1 - β_s);
@@ -31,6 +33,7 @@ from genlab.diffusion.exact import NoisedGaussianMixture
 from genlab.diffusion.forward import q_posterior, q_sample, q_step
 from genlab.diffusion.grids import GRIDS, karras_sigmas, log_snr_sigmas, make_grid, noise_level_range, sigma_grid
 from genlab.diffusion.guidance import ClassifierFreeGuidance, cfg_combine
+from genlab.diffusion.learned_variance import HybridLoss, LearnedVarianceDenoiser
 from genlab.diffusion.losses import (
     WEIGHTINGS,
     DiffusionLoss,
@@ -60,6 +63,7 @@ from genlab.diffusion.samplers import (
     ddim_sample,
     ddpm_coefficients,
     ddpm_sample,
+    learned_std,
     sampling_grid,
     timesteps_grid,
 )
@@ -78,17 +82,18 @@ from genlab.diffusion.schedules import (
 )
 from genlab.diffusion.thresholding import ClipX0, DynamicThreshold
 from genlab.diffusion.unipc import unipc_sample
+from genlab.diffusion.vlb import VariationalBound, discretized_gaussian_log_likelihood, normal_kl, quantize, variational_bound
 
 __all__ = [
     "GRIDS", "PREDICTIONS", "SAMPLERS", "SCHEDULES", "SPACINGS", "WEIGHTINGS",
-    "CallCounter", "ClassifierFreeGuidance", "ClassifierGuidance", "ClipX0", "Conditioned", "ContinuousVP", "DiffusionLoss", "DynamicThreshold",
+    "CallCounter", "ClassifierFreeGuidance", "HybridLoss", "LearnedVarianceDenoiser", "VariationalBound", "ClassifierGuidance", "ClipX0", "Conditioned", "ContinuousVP", "DiffusionLoss", "DynamicThreshold",
     "EDMPrecond", "LogNormalSigma", "LogitNormalTime", "NetworkDenoiser", "NoiseSchedule", "NoisedGaussianMixture",
     "NoisyClassifierLoss", "Process",
     "RectifiedFlow", "SampleNoise", "StepInfo", "Trajectory", "UniformTime", "VEProcess",
     "accuracy_by_time", "cfg_combine", "classifier_log_prob", "convert", "cosine_betas", "ddim_coefficients", "ddim_sample", "ddpm_coefficients",
-    "ddpm_sample", "default_grid", "diffusion_loss", "dpmpp_2m_sample", "euler_sample", "extract", "heun_sample",
-    "karras_sigmas", "linear_betas", "log_snr_sigmas", "make_diffusion_loss", "make_grid", "make_schedule",
-    "min_snr_weight", "noise_level_range", "ode_sample", "posterior_coefficients", "predict_x0_eps", "process_from_config", "q_posterior",
+    "ddpm_sample", "default_grid", "diffusion_loss", "discretized_gaussian_log_likelihood", "dpmpp_2m_sample", "euler_sample", "extract", "heun_sample",
+    "karras_sigmas", "learned_std", "linear_betas", "log_snr_sigmas", "make_diffusion_loss", "make_grid", "make_schedule",
+    "min_snr_weight", "noise_level_range", "normal_kl", "ode_sample", "posterior_coefficients", "predict_x0_eps", "process_from_config", "q_posterior",
     "q_sample", "q_step", "quadratic_betas", "randn_like", "rescale_zero_terminal_snr", "sample",
-    "sampling_grid", "sigma_grid", "sigmoid_betas", "snr", "target_from_x0_eps", "timesteps_grid", "unipc_sample",
+    "sampling_grid", "sigma_grid", "sigmoid_betas", "snr", "target_from_x0_eps", "timesteps_grid", "unipc_sample", "variational_bound",
 ]  # fmt: skip

@@ -122,7 +122,17 @@ class EDMPrecond(nn.Module):
         return c_skip.view(view) * x + c_out.view(view) * f
 
 
-class Conditioned:
+class PassesVariance:
+    """Mixin of wrappers around ``self.denoiser``: they have ``x0_and_fraction`` exactly when the
+    wrapped denoiser has a learned variance (:mod:`.learned_variance`), via their ``_with_variance``."""
+
+    def __getattr__(self, name):
+        if name == "x0_and_fraction" and hasattr(self.__dict__.get("denoiser"), name):
+            return self._with_variance
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+
+class Conditioned(PassesVariance):
     """``denoiser`` with its condition bound: ``Conditioned(d, y)(x, t) == d(x, t, y)``.
 
     ``cond`` is whatever the network takes — int64 labels (B,), a context tensor (B, L, D)
@@ -137,9 +147,11 @@ class Conditioned:
             raise ConfigError("this denoiser's condition is already bound (Conditioned); pass cond only once")
         return self.denoiser(x, t, self.cond)
 
+    def _with_variance(self, x: torch.Tensor, t, cond=None):
+        return self.denoiser.x0_and_fraction(x, t, self.cond)
 
 
-class CallCounter:
+class CallCounter(PassesVariance):
     """``denoiser`` that counts its calls: the number of function evaluations (NFE) of a sampler.
 
     ``calls`` counts denoiser calls; guidance that batches two network passes into one call
@@ -152,3 +164,7 @@ class CallCounter:
     def __call__(self, x: torch.Tensor, t, cond=None) -> torch.Tensor:
         self.calls += 1
         return self.denoiser(x, t, cond)
+
+    def _with_variance(self, x: torch.Tensor, t, cond=None):
+        self.calls += 1
+        return self.denoiser.x0_and_fraction(x, t, cond)

@@ -46,12 +46,13 @@ __all__ = [
     "ddim_sample",
     "ddpm_coefficients",
     "ddpm_sample",
+    "learned_std",
     "sampling_grid",
     "timesteps_grid",
 ]
 
 SPACINGS = ("leading", "trailing", "linspace")
-VARIANCES = ("beta_tilde", "beta")
+VARIANCES = ("beta_tilde", "beta", "learned")
 
 Generator = torch.Generator | SampleNoise | None
 
@@ -179,12 +180,24 @@ def ddpm_coefficients(alpha_t: float, sigma_t: float, alpha_s: float, sigma_s: f
 
     (Ho et al. §3.2: both variances give the same ELBO-optimal limits; diffusers' "fixed_small"
     and "fixed_large".) No noise is added when s is the data (σ_s = 0; Algorithm 2's z = 0 at t = 1).
+    For ``variance="learned"`` the std depends on the network's output: ``std`` is NaN here and
+    :func:`learned_std` gives it from the fraction v.
     """
     if variance not in VARIANCES:
-        raise ConfigError(f"unknown DDPM variance {variance!r}; choose 'beta_tilde' (β̃_t) or 'beta' (β_t)")
+        raise ConfigError(f"unknown DDPM variance {variance!r}; choose 'beta_tilde' (β̃_t), 'beta' (β_t) or 'learned'")
     c_x0, c_xt, beta_tilde = posterior_coefficients(alpha_t, sigma_t, alpha_s, sigma_s)
+    if variance == "learned":
+        return DDPMCoefficients(c_x0, c_xt, 0.0 if sigma_s == 0 else math.nan)
     var = beta_tilde if variance == "beta_tilde" else sigma_t**2 - (alpha_t / alpha_s) ** 2 * sigma_s**2
     return DDPMCoefficients(c_x0, c_xt, 0.0 if sigma_s == 0 else math.sqrt(max(var, 0.0)))
+
+
+def learned_std(alpha_t: float, sigma_t: float, alpha_s: float, sigma_s: float, fraction: torch.Tensor) -> torch.Tensor:
+    """exp(½ (v log β_{t|s} + (1 − v) log β̃_{t|s})) per element: the std of a learned-variance step
+    (:mod:`.learned_variance`; β_{t|s} = σ_t² − α_{t|s}² σ_s², β̃_{t|s} its posterior variance)."""
+    _, _, beta_tilde = posterior_coefficients(alpha_t, sigma_t, alpha_s, sigma_s)
+    log_beta, log_beta_tilde = math.log(sigma_t**2 - (alpha_t / alpha_s) ** 2 * sigma_s**2), math.log(beta_tilde)
+    return torch.exp(0.5 * (fraction * log_beta + (1 - fraction) * log_beta_tilde))
 
 
 @torch.no_grad()
@@ -195,16 +208,25 @@ def ddpm_sample(
     """Ancestral sampling (Ho et al. 2020, Algorithm 2) along ``grid``: x_s ~ q(x_s | x_t, x̂₀).
 
     On the full grid T−1, …, 0, −1 this is DDPM; on a sub-grid the step's β is σ²_{t|s}
-    (diffusers' DDPMScheduler with custom timesteps). Returns the state at grid[-1].
+    (diffusers' DDPMScheduler with custom timesteps). ``variance="learned"`` takes each step's
+    variance from the network (a :class:`~genlab.diffusion.learned_variance.LearnedVarianceDenoiser`,
+    possibly clipped). Returns the state at grid[-1].
     """
     ts = _check_grid(grid, denoiser.process)
+    if variance == "learned" and not hasattr(denoiser, "x0_and_fraction"):
+        raise ConfigError("variance='learned' needs a model trained with a learned variance (LearnedVarianceDenoiser)")
     ab = _alpha_sigma(denoiser.process, ts)
     coefs = [ddpm_coefficients(*ab[i], *ab[i + 1], variance) for i in range(len(ts) - 1)]
     for i in tqdm(range(len(coefs)), desc="DDPM", disable=not progress):
         c = coefs[i]
-        x0 = denoiser(x, ts[i])
+        if variance == "learned":
+            x0, frac = denoiser.x0_and_fraction(x, ts[i])
+        else:
+            x0 = denoiser(x, ts[i])
         x_next = c.c_x0 * x0 + c.c_xt * x
-        if c.std > 0:
+        if math.isnan(c.std):
+            x_next = x_next + learned_std(*ab[i], *ab[i + 1], frac) * randn_like(x, generator)
+        elif c.std > 0:
             x_next = x_next + c.std * randn_like(x, generator)
         x = _report(callback, i, ts[i], ts[i + 1], x, x_next, x0)
     return x

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import torch
 
+from genlab.diffusion.denoisers import PassesVariance
 from genlab.diffusion.process import check_finite
 from genlab.errors import ConfigError
 
 __all__ = ["ClipX0", "DynamicThreshold"]
 
 
-class ClipX0:
+class ClipX0(PassesVariance):
     """``denoiser`` with x̂₀ clamped to [low, high]."""
 
     def __init__(self, denoiser, low: float = -1.0, high: float = 1.0):
@@ -32,6 +33,10 @@ class ClipX0:
 
     def __call__(self, x: torch.Tensor, t, cond=None) -> torch.Tensor:
         return self.denoiser(x, t, cond).clamp(self.low, self.high)
+
+    def _with_variance(self, x: torch.Tensor, t, cond=None):  # a learned variance passes through the clipping
+        x0, frac = self.denoiser.x0_and_fraction(x, t, cond)
+        return x0.clamp(self.low, self.high), frac
 
 
 class DynamicThreshold:

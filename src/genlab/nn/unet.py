@@ -6,7 +6,7 @@ Shape of the network (L = len(channel_mults) levels, resolution halves per level
                                  │  level 1: ResBlocks ── skip_1 ─ down ─┤   … (encoder)
                                  │  middle: ResBlock · Attention · ResBlock (lowest resolution)
                                  │  level 1: concat skip_1 · ResBlocks ─ up ─┐  … (decoder)
-                                 └─ level 0: concat skip_0 · ResBlocks ── norm · SiLU · conv_out → (B, C_in, H, W)
+                                 └─ level 0: concat skip_0 · ResBlocks ── norm · SiLU · conv_out → (B, C_out, H, W)
 
 Conditioning: the timestep t goes through a sinusoidal encoding and an MLP (genlab.nn.embeddings);
 a class label y ∈ {0 … K−1} adds a learned embedding; label K is the "null" class used for
@@ -42,6 +42,7 @@ class UNetConfig:
     num_classes: int = 0  # K > 0 adds class conditioning with a null label K
     dropout: float = 0.0  # inside residual blocks
     groups: int = 8  # GroupNorm groups
+    out_channels: int = 0  # output channels; 0: in_channels (2 × in_channels for a learned variance)
 
     def __post_init__(self):
         self.channel_mults = tuple(self.channel_mults)
@@ -161,7 +162,7 @@ class UNet(nn.Module):
             c = ch if i == 0 else chans[i - 1]
 
         self.norm_out = nn.GroupNorm(cfg.groups, c)
-        self.conv_out = nn.Conv2d(c, cfg.in_channels, 3, padding=1)
+        self.conv_out = nn.Conv2d(c, cfg.out_channels or cfg.in_channels, 3, padding=1)
         nn.init.zeros_(self.conv_out.weight)
         nn.init.zeros_(self.conv_out.bias)
         self.to(memory_format=torch.channels_last)
