@@ -143,9 +143,12 @@ def vlb_term(schedule: NoiseSchedule, x: torch.Tensor, x_t: torch.Tensor, t: tor
     true_mean = c_x0 * x + c_xt * x_t
     model_mean = c_x0 * x0_pred + c_xt * x_t
     true_log_var = schedule.posterior_log_variance_clipped[t].to(device=x.device, dtype=x.dtype).view(view)
+    at_data = t.to(x.device) == 0
     kl = _per_sample(normal_kl(true_mean, true_log_var, model_mean, log_var))
+    if not bool(at_data.any()):
+        return kl  # no decoder term in this batch: skip the discretised likelihood
     nll = -_per_sample(discretized_gaussian_log_likelihood(x, model_mean, log_var.expand_as(x)))
-    return torch.where(t.to(x.device) == 0, nll, kl)
+    return torch.where(at_data, nll, kl)
 
 
 def prior_term(schedule: NoiseSchedule, x: torch.Tensor) -> torch.Tensor:
