@@ -68,7 +68,7 @@ def test_read_idx_accepts_gzip_without_gz_suffix_and_raw_with_it(tmp_path):
         (b"\x00\x00\x08\x03\x00\x00", "truncated inside its IDX header"),
         (idx_by_hand(np.zeros((2, 3), np.uint8), 8)[:-1], "truncated or damaged"),
         (idx_by_hand(np.zeros((2, 3), np.uint8), 8) + b"\x00", "truncated or damaged"),
-        (gzip.compress(idx_by_hand(np.zeros(100, np.uint8), 8))[:-12], "damaged gzip"),
+        (gzip.compress(idx_by_hand(np.zeros(100, np.uint8), 8), mtime=0)[:-12], "damaged gzip"),
     ],
 )
 def test_read_idx_rejects_bad_files_with_one_line(tmp_path, payload, needle):
