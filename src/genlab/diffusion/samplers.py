@@ -188,15 +188,20 @@ def ddpm_coefficients(alpha_t: float, sigma_t: float, alpha_s: float, sigma_s: f
     c_x0, c_xt, beta_tilde = posterior_coefficients(alpha_t, sigma_t, alpha_s, sigma_s)
     if variance == "learned":
         return DDPMCoefficients(c_x0, c_xt, 0.0 if sigma_s == 0 else math.nan)
-    var = beta_tilde if variance == "beta_tilde" else sigma_t**2 - (alpha_t / alpha_s) ** 2 * sigma_s**2
+    var = beta_tilde if variance == "beta_tilde" else _forward_variance(alpha_t, sigma_t, alpha_s, sigma_s)
     return DDPMCoefficients(c_x0, c_xt, 0.0 if sigma_s == 0 else math.sqrt(max(var, 0.0)))
+
+
+def _forward_variance(alpha_t: float, sigma_t: float, alpha_s: float, sigma_s: float) -> float:
+    """β_{t|s} = σ_t² − α_{t|s}² σ_s², the variance of the forward step q(x_t | x_s)."""
+    return sigma_t**2 - (alpha_t / alpha_s) ** 2 * sigma_s**2
 
 
 def learned_std(alpha_t: float, sigma_t: float, alpha_s: float, sigma_s: float, fraction: torch.Tensor) -> torch.Tensor:
     """exp(½ (v log β_{t|s} + (1 − v) log β̃_{t|s})) per element: the std of a learned-variance step
     (:mod:`.learned_variance`; β_{t|s} = σ_t² − α_{t|s}² σ_s², β̃_{t|s} its posterior variance)."""
     _, _, beta_tilde = posterior_coefficients(alpha_t, sigma_t, alpha_s, sigma_s)
-    log_beta, log_beta_tilde = math.log(sigma_t**2 - (alpha_t / alpha_s) ** 2 * sigma_s**2), math.log(beta_tilde)
+    log_beta, log_beta_tilde = math.log(_forward_variance(alpha_t, sigma_t, alpha_s, sigma_s)), math.log(beta_tilde)
     return torch.exp(0.5 * (fraction * log_beta + (1 - fraction) * log_beta_tilde))
 
 
