@@ -199,7 +199,8 @@ def section_samplers(r: dict) -> list[str]:
     for name, m in r["models"].items():
         model = m["model"]
         what = f"{m['prediction']}-prediction" + (", zero-terminal-SNR linear schedule" if m["zero_terminal_snr"] else ", linear schedule")
-        lines += [f"### Model `{name}`: {what}, {model['steps']} training steps ({model['train_seconds']:.0f} s)", "",
+        when = f"; run {m['date']}, load average {m['load_average']}" if "date" in m else ""
+        lines += [f"### Model `{name}`: {what}, {model['steps']} training steps ({model['train_seconds']:.0f} s{when})", "",
                   "| sampler | steps | NFE | FID | KID | FID / DDPM-1000 | FID / adaptive ODE | wall time for N |",
                   "|---|---|---|---|---|---|---|---|"]
         ref = m["ddpm_fid"]

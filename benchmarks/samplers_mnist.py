@@ -6,6 +6,8 @@
 Cost on 2 CPU cores: the course U-Net denoises a few hundred images per second, so the DDPM-1000
 reference alone makes N · 1000 network evaluations — about half an hour at N = 500, two hours at
 N = 2000. The default N = 500 keeps one model's run near an hour; FIDs are compared at equal N only.
+``--models v_zt`` reruns one model alone: the saved file keeps the other models of an earlier run
+measured the same way (each with its own date).
 
 For each model (``--models``: ``eps`` = ε-prediction on the linear schedule, the course default;
 ``v_zt`` = v-prediction on the zero-terminal-SNR rescaled linear schedule, sampled from pure
@@ -26,6 +28,7 @@ samples in under 10 s on 2 cores (timed separately for the best sampler at ≤ 1
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -113,12 +116,36 @@ def main() -> None:
         print(f"  DDPM-{args.ddpm_steps} FID {ref:.2f}; best at ≤ 10 NFE: {best} FID {r['FID']:.2f} ({r['FID'] / ref:.2f}× DDPM); "
               f"1000 samples with it in {t1000:.1f} s", flush=True)  # fmt: skip
         out[name] = {"prediction": spec.prediction, "zero_terminal_snr": name == "v_zt", "model": stats, "rows": rows,
-                     "ddpm_fid": ref, "best_at_10_nfe": best, "ratio_to_ddpm": r["FID"] / ref, "seconds_1000": t1000}  # fmt: skip
+                     "ddpm_fid": ref, "best_at_10_nfe": best, "ratio_to_ddpm": r["FID"] / ref, "seconds_1000": t1000,
+                     "date": info["date"], "load_average": info["load_average"]}  # fmt: skip
     if args.quick:
         print("quick run: nothing saved")
         return
-    save("samplers_mnist", {**info, "n": args.n, "reference": f"{args.n} real {net.reference} images", "feature_net": net.describe(),
-                            "train_images": len(train_x), "models": out})  # fmt: skip
+    settings = {"n": args.n, "reference": f"{args.n} real {net.reference} images", "feature_net": net.describe(), "train_images": len(train_x)}
+    kept = earlier_models(settings, {name: set(m["rows"]) for name, m in out.items()}, args.train_steps)
+    save("samplers_mnist", {**info, **settings, "models": {**kept, **out}})
+
+
+def earlier_models(settings: dict, row_keys: dict[str, set], train_steps: int) -> dict[str, dict]:
+    """The models of an earlier saved run that this run did not redo, when that run was measured the
+    same way (same N, reference, features, training set and steps, same rows), so that one model can
+    be rerun alone; each keeps its own date. Anything else is dropped, and said so."""
+    path = RESULTS / "samplers_mnist.json"
+    if not path.exists():
+        return {}
+    old = json.loads(path.read_text())
+    same = all(old.get(k) == v for k, v in settings.items())
+    expected = next(iter(row_keys.values()))
+    kept = {}
+    for name, m in old.get("models", {}).items():
+        if name in row_keys:
+            continue
+        if same and set(m["rows"]) == expected and m["model"]["steps"] == train_steps:
+            kept[name] = {"date": old["date"], "load_average": old["load_average"], **m}
+            print(f"keeping model {name} from the run of {kept[name]['date']} (measured the same way)")
+        else:
+            print(f"dropping model {name} of the earlier run: it was measured differently")
+    return kept
 
 
 if __name__ == "__main__":
