@@ -322,7 +322,7 @@ def test_eval_checkpoint_prints_a_table_and_writes_json(trained, tmp_path, featu
     assert main(["eval", "--ckpt", str(trained), "--n", "150", "--steps", "2", "--guidance", "2", "--sampler", "heun", "--out", str(out)]) == 0
     report = json.loads(out.read_text())
     assert report["n"] == 150 and report["dataset"] == "digits"
-    assert report["sampler"] == "heun" and report["nfe"] == 3
+    assert report["sampler"] == "heun" and report["nfe"] == 3 and report["grid"] == "karras"  # the default, named
     assert set(report["metrics"]) >= {"FID", "KID", "IS", "precision", "recall", "conditional accuracy"}
     printed = capsys.readouterr().out
     assert "N=150" in printed and "FID" in printed  # every figure names its N and reference

@@ -300,3 +300,15 @@ def test_unipc_and_ode_reject_bad_options():
         ode_sample(gauss, x, grid, method="Euler")
     with pytest.raises(ConfigError, match="churn"):
         euler_sample(gauss, x, grid, churn=-1)
+
+
+def test_grid_kind_names_the_grid_default_grid_builds():
+    from genlab.diffusion.sampling import default_grid, grid_kind
+
+    plain, zt = make_schedule("linear", 1000), make_schedule("linear", 1000, zero_terminal_snr=True)
+    cases = [(plain, "ddim", None, "timesteps"), (plain, "ddpm", None, "timesteps"), (plain, "euler", None, "karras"),
+             (plain, "unipc", "log_snr", "log_snr"), (zt, "dpmpp-2m", None, "timesteps"), (plain, "ode", "karras", "adaptive")]
+    for process, sampler, asked, expected in cases:
+        assert grid_kind(process, sampler, asked) == expected
+        if expected != "adaptive":  # the grid built is the named kind's
+            torch.testing.assert_close(default_grid(process, sampler, 7, asked), make_grid(process, 7, expected, spacing="trailing"))

@@ -190,7 +190,7 @@ def cmd_eval(args) -> None:
     result = evaluate(samples, dataset, n=min(args.n, len(samples)), labels=labels, progress=True)
     report = {"source": source, "dataset": dataset, "sampling_seconds": t_sample, **result.to_dict()}
     if args.ckpt is not None:
-        report.update(sampler=args.sampler, steps=args.steps, grid=args.grid, nfe=stats["nfe"], guidance=args.guidance, seed=args.seed,
+        report.update(sampler=args.sampler, steps=args.steps, grid=stats["grid"], nfe=stats["nfe"], guidance=args.guidance, seed=args.seed,
                       classifier=str(args.classifier) if args.classifier else None, classifier_scale=scale)  # fmt: skip
     out = args.out or default_out
     out.parent.mkdir(parents=True, exist_ok=True)

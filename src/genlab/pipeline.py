@@ -35,7 +35,7 @@ from genlab.diffusion.denoisers import CallCounter
 from genlab.diffusion.grids import GRIDS
 from genlab.diffusion.learned_variance import HybridLoss, LearnedVarianceDenoiser
 from genlab.diffusion.sampling import SAMPLERS as SAMPLER_FUNCTIONS
-from genlab.diffusion.sampling import default_grid
+from genlab.diffusion.sampling import default_grid, grid_kind
 from genlab.diffusion.parameterization import PREDICTIONS
 from genlab.diffusion.process import check_finite
 from genlab.errors import CheckpointError, ConfigError, GenlabError
@@ -321,7 +321,8 @@ def generate(
     ``steps = T`` is the original T-step sampler); Euler, Heun, DPM-Solver++(2M) and UniPC on
     Karras' σ-grid unless ``grid`` ∈ {karras, log_snr, timesteps} says otherwise (see
     :func:`genlab.diffusion.sampling.default_grid`); ``ode`` solves the PF-ODE adaptively and
-    ignores ``steps``. ``eta`` is DDIM's. If ``stats`` is a dict, ``stats["nfe"]`` receives the
+    ignores ``steps``. ``eta`` is DDIM's. If ``stats`` is a dict, ``stats["grid"]`` receives the grid
+    kind used (:func:`~genlab.diffusion.sampling.grid_kind`) and ``stats["nfe"]`` the
     denoiser calls per sample (the mean over chunks for the adaptive ``ode``).
 
     ``labels``: int64 (n,) or one int, for class-conditional models (or any model guided by a
@@ -380,6 +381,7 @@ def generate(
     )  # fmt: skip
     if stats is not None:
         stats["nfe"] = denoiser.calls / -(-n // batch_size)  # calls per chunk = per sample
+        stats["grid"] = grid_kind(process, sampler, grid)
     return out
 
 

@@ -67,7 +67,7 @@ from genlab.diffusion.samplers import (
     sampling_grid,
     timesteps_grid,
 )
-from genlab.diffusion.sampling import SAMPLERS, default_grid, sample
+from genlab.diffusion.sampling import SAMPLERS, default_grid, grid_kind, sample
 from genlab.diffusion.schedules import (
     SCHEDULES,
     NoiseSchedule,
@@ -91,7 +91,7 @@ __all__ = [
     "NoisyClassifierLoss", "Process",
     "RectifiedFlow", "SampleNoise", "StepInfo", "Trajectory", "UniformTime", "VEProcess",
     "accuracy_by_time", "cfg_combine", "classifier_log_prob", "convert", "cosine_betas", "ddim_coefficients", "ddim_sample", "ddpm_coefficients",
-    "ddpm_sample", "default_grid", "diffusion_loss", "discretized_gaussian_log_likelihood", "dpmpp_2m_sample", "euler_sample", "extract", "heun_sample",
+    "ddpm_sample", "default_grid", "diffusion_loss", "discretized_gaussian_log_likelihood", "dpmpp_2m_sample", "euler_sample", "extract", "grid_kind", "heun_sample",
     "karras_sigmas", "learned_std", "linear_betas", "log_snr_sigmas", "make_diffusion_loss", "make_grid", "make_schedule",
     "min_snr_weight", "noise_level_range", "normal_kl", "ode_sample", "posterior_coefficients", "predict_x0_eps", "process_from_config", "q_posterior",
     "q_sample", "q_step", "quadratic_betas", "randn_like", "rescale_zero_terminal_snr", "sample",

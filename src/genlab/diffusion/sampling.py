@@ -34,7 +34,7 @@ from genlab.diffusion.samplers import Trajectory, ddim_sample, ddpm_sample
 from genlab.diffusion.unipc import unipc_sample
 from genlab.errors import ConfigError
 
-__all__ = ["SAMPLERS", "default_grid", "sample"]
+__all__ = ["SAMPLERS", "default_grid", "grid_kind", "sample"]
 
 SAMPLERS = {
     "ddpm": ddpm_sample,  # ancestral, Ho et al. 2020
@@ -56,17 +56,27 @@ def default_grid(process, sampler: str, steps: int, kind: str | None = None) -> 
     finite noise level, after one Euler step from pure noise if the process has it), the smallest
     noise level and the data.
     """
-    if sampler not in SAMPLERS:
-        raise ConfigError(f"unknown sampler {sampler!r}; choose one of: {', '.join(SAMPLERS)}")
+    kind = grid_kind(process, sampler, kind)
     lo, hi = noise_level_range(process)
-    if sampler == "ode":
+    if kind == "adaptive":
         if hi != float("inf"):
             return make_grid(process, 2, "karras")
         below = process.noise_level(torch.tensor([process.t_max - 1 if process.discrete else 0.99 * process.t_max])).item()
         return torch.cat([torch.tensor([float(process.t_max)], dtype=torch.float64), sigma_grid(process, [below, lo])])
-    if kind is None:
-        kind = "timesteps" if sampler in ("ddpm", "ddim") or hi == float("inf") else "karras"
     return make_grid(process, steps, kind, spacing="trailing")
+
+
+def grid_kind(process, sampler: str, kind: str | None = None) -> str:
+    """The kind of grid :func:`default_grid` builds: ``kind`` when given, else the sampler's default
+    (``"adaptive"`` for ``ode``, whose solver picks its own steps)."""
+    if sampler not in SAMPLERS:
+        raise ConfigError(f"unknown sampler {sampler!r}; choose one of: {', '.join(SAMPLERS)}")
+    if sampler == "ode":
+        return "adaptive"
+    if kind is not None:
+        return kind
+    hi = noise_level_range(process)[1]
+    return "timesteps" if sampler in ("ddpm", "ddim") or hi == float("inf") else "karras"
 
 
 def _positive_int(name: str, value) -> int:
