@@ -194,7 +194,9 @@ def section_samplers(r: dict) -> list[str]:
         f"Every row: N = {r['n']} samples vs {r['reference']}, features: {r['feature_net']}; the same model and starting noise "
         "for every sampler. Grids: trailing timesteps for DDPM and DDIM (and for every sampler of a zero-terminal-SNR model), "
         "Karras ρ = 7 otherwise; `ode` is scipy's adaptive RK45 on the PF-ODE (rtol = atol = 1e-4), with the NFE it chose. "
-        "NFE = denoiser calls per sample; Heun makes 2N − 1 calls in N steps.", "",
+        "NFE = denoiser calls per sample; Heun makes 2N − 1 calls in N steps (2N − 2 on a zero-terminal-SNR model: its first step, "
+        "from pure noise at σ̂ = ∞, is an Euler step with nothing to correct). Wall times are this run's, under the load average its "
+        "model heading gives: compare them within a model.", "",
     ]  # fmt: skip
     for name, m in r["models"].items():
         model = m["model"]
