@@ -6,6 +6,7 @@
 - :mod:`genlab.nn.mlp`, :mod:`genlab.nn.classifier`  MLP and CNN classifiers
 - :mod:`genlab.nn.noisy_classifier`  time-conditioned classifier p(y | x_t, t) for classifier guidance
 - :mod:`genlab.nn.vae`           VAE, β-VAE and conditional VAE
+- :mod:`genlab.nn.gan`           DCGAN and MLP generators/discriminators, GAN losses, WGAN-GP, spectral norm
 """
 
 from genlab.nn.classifier import (
@@ -17,6 +18,17 @@ from genlab.nn.classifier import (
     train_classifier,
 )
 from genlab.nn.embeddings import TimestepEmbedding, sinusoidal_embedding
+from genlab.nn.gan import (
+    DCGANConfig,
+    DCGANDiscriminator,
+    DCGANGenerator,
+    MLPDiscriminator,
+    MLPGenerator,
+    add_spectral_norm,
+    discriminator_loss,
+    generator_loss,
+    gradient_penalty,
+)
 from genlab.nn.mlp import MLPClassifier, MLPConfig, make_mlp
 from genlab.nn.noisy_classifier import NoisyClassifier, NoisyClassifierConfig
 from genlab.nn.toy_denoiser import ToyDenoiser, ToyDenoiserConfig
@@ -33,9 +45,10 @@ from genlab.nn.vae import (
 )
 
 __all__ = [
-    "VAE", "ConvClassifier", "ConvClassifierConfig", "MLPClassifier", "MLPConfig", "NoisyClassifier",
+    "VAE", "ConvClassifier", "ConvClassifierConfig", "DCGANConfig", "DCGANDiscriminator", "DCGANGenerator",
+    "MLPClassifier", "MLPConfig", "MLPDiscriminator", "MLPGenerator", "NoisyClassifier",
     "NoisyClassifierConfig", "TimestepEmbedding",
-    "ToyDenoiser", "ToyDenoiserConfig", "UNet", "UNetConfig", "VAEConfig", "accuracy", "count_parameters",
-    "cross_entropy_loss", "elbo_terms", "gaussian_kl", "importance_log_likelihood", "make_mlp", "predict",
+    "ToyDenoiser", "ToyDenoiserConfig", "UNet", "UNetConfig", "VAEConfig", "accuracy", "add_spectral_norm", "count_parameters",
+    "cross_entropy_loss", "discriminator_loss", "elbo_terms", "gaussian_kl", "generator_loss", "gradient_penalty", "importance_log_likelihood", "make_mlp", "predict",
     "reconstruction_nll", "reparameterize", "sinusoidal_embedding", "train_classifier", "vae_loss",
 ]  # fmt: skip

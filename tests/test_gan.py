@@ -1,0 +1,117 @@
+"""genlab.nn.gan: shapes, the losses against hand computations, WGAN-GP's penalty against finite
+differences, spectral normalisation against the SVD."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from genlab.errors import ConfigError
+from genlab.nn.gan import (
+    DCGANConfig,
+    DCGANDiscriminator,
+    DCGANGenerator,
+    MLPDiscriminator,
+    MLPGenerator,
+    add_spectral_norm,
+    discriminator_loss,
+    generator_loss,
+    gradient_penalty,
+)
+
+
+@pytest.mark.parametrize("size,channels", [(28, 1), (32, 3)])
+@pytest.mark.parametrize("d_norm", ["batch", "layer", "none"])
+def test_dcgan_shapes_and_range(size, channels, d_norm):
+    cfg = DCGANConfig(image_size=size, channels=channels, latent_dim=16, width=8, d_norm=d_norm)
+    g, d = DCGANGenerator(cfg), DCGANDiscriminator(cfg)
+    z = g.sample_latent(5, torch.Generator().manual_seed(0))
+    x = g(z)
+    assert z.shape == (5, 16) and x.shape == (5, channels, size, size)
+    assert x.abs().max() <= 1.0  # tanh output: the data range [-1, 1]
+    assert d(x).shape == (5,)
+    uses_bn = any(isinstance(m, nn.BatchNorm2d) for m in d.modules())
+    assert uses_bn == (d_norm == "batch")
+
+
+def test_dcgan_rejects_other_sizes_in_one_line():
+    with pytest.raises(ConfigError, match="28×28 or 32×32"):
+        DCGANConfig(image_size=64)
+    with pytest.raises(ConfigError, match="d_norm"):
+        DCGANConfig(d_norm="group")
+
+
+def test_losses_equal_hand_computations():
+    r = torch.tensor([2.0, -0.5, 0.3])
+    f = torch.tensor([-1.0, 0.7, 1.5, -3.0])
+    sig = lambda u: 1 / (1 + np.exp(-u))
+    rn, fn = r.numpy().astype(np.float64), f.numpy().astype(np.float64)
+    bce = -np.mean(np.log(sig(rn))) - np.mean(np.log(1 - sig(fn)))  # the GAN's binary cross-entropy
+    assert discriminator_loss(r, f, "non_saturating").item() == pytest.approx(bce, rel=1e-6)
+    assert discriminator_loss(r, f, "minimax").item() == pytest.approx(bce, rel=1e-6)
+    assert generator_loss(f, "non_saturating").item() == pytest.approx(-np.mean(np.log(sig(fn))), rel=1e-6)
+    assert generator_loss(f, "minimax").item() == pytest.approx(np.mean(np.log(1 - sig(fn))), rel=1e-6)
+    hinge = np.mean(np.maximum(0, 1 - rn)) + np.mean(np.maximum(0, 1 + fn))
+    assert discriminator_loss(r, f, "hinge").item() == pytest.approx(hinge, rel=1e-6)
+    assert discriminator_loss(r, f, "wasserstein").item() == pytest.approx(fn.mean() - rn.mean(), rel=1e-6)
+    for kind in ("hinge", "wasserstein"):
+        assert generator_loss(f, kind).item() == pytest.approx(-fn.mean(), rel=1e-6)
+    with pytest.raises(ConfigError, match="unknown GAN loss"):
+        generator_loss(f, "lsgan")
+
+
+def test_minimax_generator_loss_saturates_where_the_non_saturating_one_does_not():
+    # D rejects the fakes confidently (f ≪ 0): d/df log(1 − σ(f)) = −σ(f) → 0, d/df −log σ(f) = −(1 − σ(f)) → −1
+    f = torch.tensor([-8.0], requires_grad=True)
+    (g_mm,) = torch.autograd.grad(generator_loss(f, "minimax"), f)
+    (g_ns,) = torch.autograd.grad(generator_loss(f, "non_saturating"), f)
+    assert g_mm.item() == pytest.approx(-1 / (1 + math.exp(8)), rel=1e-5)
+    assert g_ns.item() == pytest.approx(-1 / (1 + math.exp(-8)), rel=1e-5)
+
+
+def test_gradient_penalty_matches_finite_differences():
+    torch.manual_seed(0)
+    critic = MLPDiscriminator(data_dim=3, hidden=(16,)).double()
+    real, fake = torch.randn(6, 3, dtype=torch.float64), torch.randn(6, 3, dtype=torch.float64)
+    gp = gradient_penalty(critic, real, fake, torch.Generator().manual_seed(1))
+    u = torch.rand(6, 1, generator=torch.Generator().manual_seed(1), dtype=torch.float64)  # the same draws
+    x_hat = u * real + (1 - u) * fake
+    h = 1e-6
+    norms = []
+    with torch.no_grad():
+        for i in range(6):
+            grad = [(critic(x_hat[i : i + 1] + h * e) - critic(x_hat[i : i + 1] - h * e)).item() / (2 * h) for e in torch.eye(3, dtype=torch.float64)]
+            norms.append(np.linalg.norm(grad))
+    assert gp.item() == pytest.approx(np.mean((np.array(norms) - 1) ** 2), rel=1e-6)
+    # differentiable in the critic's weights (WGAN-GP trains through it; ∇ₓD does not depend on the last bias)
+    gp.backward()
+    weights = [p for p in critic.parameters() if p.ndim == 2]
+    assert weights and all(p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0 for p in weights)
+
+
+def test_gradient_penalty_of_a_unit_lipschitz_linear_critic_is_zero():
+    critic = nn.Linear(4, 1, bias=False)
+    with torch.no_grad():
+        critic.weight.copy_(torch.tensor([[0.6, 0.0, -0.8, 0.0]]))  # ‖w‖ = 1: ∇D = w everywhere
+    wrapped = lambda x: critic(x).squeeze(1)
+    assert gradient_penalty(wrapped, torch.randn(8, 4), torch.randn(8, 4)).item() == pytest.approx(0.0, abs=1e-12)
+
+
+def test_spectral_norm_divides_by_the_largest_singular_value():
+    torch.manual_seed(0)
+    d = add_spectral_norm(DCGANDiscriminator(DCGANConfig(width=8, d_norm="none")), n_power_iterations=1)
+    g = add_spectral_norm(MLPGenerator(latent_dim=4, data_dim=2, hidden=(12,)))
+    layers = [m for net in (d, g) for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    assert layers and all(hasattr(m, "parametrizations") for m in layers)
+    for _ in range(200):  # the power iteration advances one step per training-mode forward
+        d(torch.randn(2, 1, 28, 28))
+        g(torch.randn(2, 4))
+    d.eval(), g.eval()
+    for m in layers:
+        w = m.weight.detach().flatten(1)  # (out, in·kh·kw): the matrix spectral norm is taken of
+        assert torch.linalg.svdvals(w)[0].item() == pytest.approx(1.0, rel=1e-3)
+        raw = m.parametrizations.weight.original.detach().flatten(1)
+        torch.testing.assert_close(w, raw / torch.linalg.svdvals(raw)[0], rtol=1e-3, atol=1e-6)
+
