@@ -76,3 +76,75 @@ def test_monte_carlo_standard_error_matches_the_spread_of_repeated_estimates():
     sample = lambda n, rng: rng.exponential(size=n)  # noqa: E731  (std of f is 1)
     estimates = [monte_carlo_expectation(lambda x: x, sample, 400, random_state=s)[0] for s in range(400)]
     assert np.std(estimates) == pytest.approx(1.0 / np.sqrt(400), rel=0.12)
+
+
+def test_rejection_sampling_draws_the_target_at_rate_one_over_m():
+    from scipy import stats
+
+    from genlab.stats import rejection_sample
+
+    target = stats.beta(2, 5)
+    log_m = float(np.log(target.pdf(0.2)))  # the mode of Beta(2, 5) is (2 − 1)/(2 + 5 − 2) = 0.2; q = U(0, 1)
+    x, rate = rejection_sample(target.logpdf, lambda n, rng: rng.uniform(size=n), lambda x: np.zeros_like(x), log_m, 20_000, random_state=0)
+    assert x.shape == (20_000,)
+    assert stats.kstest(x, target.cdf).pvalue > 1e-3
+    m = np.exp(log_m)
+    assert abs(rate - 1 / m) < 5 * np.sqrt((1 / m) * (1 - 1 / m) / (20_000 * m))  # binomial SE over ≈ n·M proposals
+
+
+def test_rejection_sampling_refuses_a_broken_envelope():
+    from scipy import stats
+
+    from genlab.errors import GenlabError
+    from genlab.stats import rejection_sample
+
+    with pytest.raises(GenlabError, match="envelope is broken"):
+        rejection_sample(stats.beta(2, 5).logpdf, lambda n, rng: rng.uniform(size=n), lambda x: np.zeros_like(x), 0.0, 100, random_state=0)
+
+
+def test_ula_has_the_closed_form_bias_and_mala_removes_it():
+    from genlab.stats import effective_sample_size, langevin_mcmc
+
+    s2, h = 1.5, 0.6  # target N(0, s²); ULA is the AR(1) x' = (1 − h/s²) x + √(2h) ξ
+    grad = lambda x: -x / s2
+    ula, rate = langevin_mcmc(grad, 0.0, 60_000, h, burn_in=500, random_state=0)
+    assert rate == 1.0
+    stationary = s2 / (1 - h / (2 * s2))  # the AR(1)'s stationary variance 2h / (1 − a²)
+    se = stationary * np.sqrt(2 / effective_sample_size(ula**2 - (ula**2).mean()))
+    assert abs(ula.var() - stationary) < 5 * se
+    mala, rate = langevin_mcmc(grad, 0.0, 60_000, h, burn_in=500, log_target=lambda x: -0.5 * x * x / s2, random_state=0)
+    assert 0 < rate < 1
+    se = s2 * np.sqrt(2 / effective_sample_size(mala**2 - (mala**2).mean()))
+    assert abs(mala.var() - s2) < 5 * se and abs(stationary - s2) > 10 * se  # the bias is real and MALA removes it
+
+
+def test_mala_on_a_correlated_2d_gaussian():
+    from genlab.stats import langevin_mcmc
+
+    cov = np.array([[1.0, 0.6], [0.6, 0.5]])
+    prec = np.linalg.inv(cov)
+    mean = np.array([1.0, -2.0])
+    x, rate = langevin_mcmc(lambda v: -prec @ (v - mean), mean, 40_000, 0.3, burn_in=500,
+                            log_target=lambda v: -0.5 * (v - mean) @ prec @ (v - mean), random_state=1)
+    assert x.shape == (40_000, 2) and 0.2 < rate < 1
+    np.testing.assert_allclose(x.mean(0), mean, atol=0.06)
+    np.testing.assert_allclose(np.cov(x.T), cov, atol=0.06)
+
+
+def test_autocorrelation_equals_brute_force_and_ess_matches_an_ar1():
+    from genlab.stats import autocorrelation, effective_sample_size
+
+    rng = np.random.default_rng(0)
+    phi, n = 0.8, 50_000
+    x = np.empty(n)
+    x[0] = rng.standard_normal() / np.sqrt(1 - phi**2)
+    for t in range(1, n):
+        x[t] = phi * x[t - 1] + rng.standard_normal()
+    rho = autocorrelation(x, 20)
+    xc = x - x.mean()
+    brute = np.array([np.sum(xc[: n - k] * xc[k:]) / n for k in range(21)]) / (np.sum(xc**2) / n)
+    np.testing.assert_allclose(rho, brute, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(rho[:6], phi ** np.arange(6), atol=0.03)  # ρ_k = φ^k
+    ess = effective_sample_size(x)
+    assert ess == pytest.approx(n * (1 - phi) / (1 + phi), rel=0.15)  # τ = (1 + φ)/(1 − φ)
+    assert effective_sample_size(rng.standard_normal(n)) == pytest.approx(n, rel=0.1)  # independent draws
