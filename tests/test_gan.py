@@ -115,3 +115,53 @@ def test_spectral_norm_divides_by_the_largest_singular_value():
         raw = m.parametrizations.weight.original.detach().flatten(1)
         torch.testing.assert_close(w, raw / torch.linalg.svdvals(raw)[0], rtol=1e-3, atol=1e-6)
 
+
+
+def _gan_run(tmp_path=None, crash_at=None, seed=0, **step_kw):
+    from genlab.nn.gan import AdversarialStep, gan_state
+    from genlab.train.engine import TrainConfig, train
+
+    torch.manual_seed(seed)
+    state = gan_state(MLPGenerator(2, 2, (16,)), MLPDiscriminator(2, (16,)), lr=1e-3)
+    step = AdversarialStep(**step_kw)
+
+    def step_fn(ctx, batch):
+        if ctx.step == crash_at:
+            raise KeyboardInterrupt
+        return step(ctx, batch)
+
+    data = (torch.randn(512, 2, generator=torch.Generator().manual_seed(3)) * 0.5 + 1.0,)
+    config = TrainConfig(steps=20, batch_size=64, warmup_steps=2, seed=7, ckpt_every=5)
+    return train(state, step_fn, data, config, out_dir=tmp_path, resume=tmp_path is not None and crash_at is None and seed == 42,
+                 progress=False)
+
+
+@pytest.mark.parametrize("step_kw", [dict(), dict(loss="wasserstein", n_critic=2, gp_weight=1.0), dict(loss="hinge")])
+def test_adversarial_step_trains_on_the_engine_and_resumes_bit_for_bit(tmp_path, step_kw):
+    full = _gan_run(**step_kw)
+    n_critic = step_kw.get("n_critic", 1)
+    assert len(full.history["d_loss"]) == len(full.history["g_loss"]) == 20
+    assert int(next(iter(full.optimizers["discriminator"].state.values()))["step"]) == n_critic * 20
+    assert int(next(iter(full.optimizers["generator"].state.values()))["step"]) == 20
+    assert full.emas["generator"].num_updates == 20
+    with pytest.raises(KeyboardInterrupt):
+        _gan_run(tmp_path, crash_at=13, **step_kw)  # after the step-10 checkpoint
+    resumed = _gan_run(tmp_path, seed=42, **step_kw)  # other initial weights: all must come from the checkpoint
+    assert resumed.history == full.history
+    for name in ("generator", "discriminator"):
+        for a, b in zip(full.models[name].state_dict().values(), resumed.models[name].state_dict().values()):
+            assert torch.equal(a, b), name
+    for a, b in zip(full.emas["generator"].shadow.state_dict().values(), resumed.emas["generator"].shadow.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_adversarial_step_refuses_a_penalty_on_a_batch_norm_critic():
+    from genlab.nn.gan import AdversarialStep, gan_state
+    from genlab.train.engine import TrainConfig, train
+
+    cfg = DCGANConfig(latent_dim=8, width=4, d_norm="batch")
+    state = gan_state(DCGANGenerator(cfg), DCGANDiscriminator(cfg))
+    with pytest.raises(ConfigError, match="per-sample gradients"):
+        train(state, AdversarialStep("wasserstein", 1, 10.0), (torch.rand(16, 1, 28, 28) * 2 - 1,), TrainConfig(steps=1, batch_size=8), progress=False)
+    with pytest.raises(ConfigError, match="n_critic"):
+        AdversarialStep(n_critic=0)

@@ -28,6 +28,11 @@ DCGAN (Radford et al. 2016) design rules, which :class:`DCGANGenerator` and
 :class:`DCGANDiscriminator` follow: strided (transposed) convolutions instead of pooling, batch norm
 in G (and in D unless the loss forbids it), ReLU in G with tanh at the output (data in [−1, 1]),
 LeakyReLU(0.2) in D, no fully connected hidden layers beyond the projection of z.
+
+Training: :class:`AdversarialStep` is a step function for :func:`genlab.train.engine.train` (models
+``"generator"`` and ``"discriminator"``, made by :func:`gan_state` with Adam and an EMA of the
+generator), so a GAN gets the trainer's guarantees — exact resume, crash-safe checkpoints, the NaN
+guard — and the trainer learns nothing about GANs.
 """
 
 from __future__ import annotations
@@ -40,9 +45,12 @@ from torch import nn
 
 from genlab.errors import ConfigError
 from genlab.nn.mlp import make_mlp
+from genlab.train.ema import EMA
+from genlab.train.engine import TrainState
 
 __all__ = [
     "GAN_LOSSES",
+    "AdversarialStep",
     "DCGANConfig",
     "DCGANDiscriminator",
     "DCGANGenerator",
@@ -50,6 +58,7 @@ __all__ = [
     "MLPGenerator",
     "add_spectral_norm",
     "discriminator_loss",
+    "gan_state",
     "generator_loss",
     "gradient_penalty",
 ]
@@ -214,3 +223,55 @@ def add_spectral_norm(module: nn.Module, n_power_iterations: int = 1) -> nn.Modu
             # PyTorch reads a transposed convolution's weight (in, out, kh, kw) with dim=1 by itself
             nn.utils.parametrizations.spectral_norm(child, n_power_iterations=n_power_iterations)
     return module
+
+
+@dataclass
+class AdversarialStep:
+    """One GAN training step for :func:`genlab.train.engine.train`: ``n_critic`` discriminator
+    updates, each on its share of the batch of real examples, then one generator update on as many
+    fresh latents as one share. ``gp_weight`` λ adds λ · :func:`gradient_penalty` to the critic's
+    loss (WGAN-GP: ``loss="wasserstein"``, λ = 10, ``n_critic`` = 5 in Gulrajani et al.). Every draw
+    (z, the interpolation weights) is from the trainer's generator, so runs resume bit for bit.
+    """
+
+    loss: str = "non_saturating"
+    n_critic: int = 1
+    gp_weight: float = 0.0
+
+    def __post_init__(self) -> None:
+        _check_kind(self.loss)
+        if isinstance(self.n_critic, bool) or not isinstance(self.n_critic, int) or self.n_critic < 1:
+            raise ConfigError(f"n_critic must be a positive int, got {self.n_critic!r}")
+        if not self.gp_weight >= 0:
+            raise ConfigError(f"gp_weight must be >= 0, got {self.gp_weight!r}")
+
+    def __call__(self, ctx, batch) -> dict[str, float]:
+        gen, disc, rng = ctx.models["generator"], ctx.models["discriminator"], ctx.generator
+        if self.gp_weight and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in disc.modules()):
+            raise ConfigError("the gradient penalty needs per-sample gradients: build the discriminator without batch norm "
+                              "(DCGANConfig(d_norm='layer') or 'none')")  # fmt: skip
+        real_all = batch[0]
+        if len(real_all) < self.n_critic:
+            raise ConfigError(f"a batch of {len(real_all)} cannot feed {self.n_critic} critic updates: raise the batch size")
+        for real in real_all.chunk(self.n_critic):
+            with torch.no_grad():
+                fake = gen(gen.sample_latent(len(real), rng))
+            d_loss = discriminator_loss(disc(real), disc(fake), self.loss)
+            if self.gp_weight:
+                d_loss = d_loss + self.gp_weight * gradient_penalty(disc, real, fake, rng)
+            d_value = ctx.optimize("discriminator", d_loss)
+        # the generator's backward also fills the discriminator's gradients; its next optimize clears them
+        g_value = ctx.optimize("generator", generator_loss(disc(gen(gen.sample_latent(len(real), rng))), self.loss))
+        return {"d_loss": d_value, "g_loss": g_value}
+
+
+def gan_state(generator: nn.Module, discriminator: nn.Module, *, lr: float = 2e-4, betas: tuple[float, float] = (0.5, 0.999),
+              ema_decay: float | None = 0.999) -> TrainState:  # fmt: skip
+    """A :class:`~genlab.train.engine.TrainState` for :class:`AdversarialStep`: Adam for both models
+    (DCGAN's lr and β₁ = 0.5), and an EMA of the generator (``ema_decay=None``: none)."""
+    return TrainState(
+        models={"generator": generator, "discriminator": discriminator},
+        optimizers={name: torch.optim.Adam(m.parameters(), lr=lr, betas=betas) for name, m in
+                    (("generator", generator), ("discriminator", discriminator))},
+        emas={"generator": EMA(generator, ema_decay)} if ema_decay else {},
+    )  # fmt: skip
