@@ -37,7 +37,7 @@ guard — and the trainer learns nothing about GANs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -90,13 +90,25 @@ class DCGANConfig:
         return {28: 2, 32: 3}[self.image_size]
 
 
-class DCGANGenerator(nn.Module):
+class _LatentSampler:
+    """``sample_latent`` for a generator with a ``latent_dim``."""
+
+    latent_dim: int
+
+    def sample_latent(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """z ~ N(0, I), (n, d), on the module's device (drawn on the CPU for reproducibility)."""
+        device = next(self.parameters()).device
+        return torch.randn(n, self.latent_dim, generator=generator).to(device)
+
+
+class DCGANGenerator(_LatentSampler, nn.Module):
     """z (N, d) → images (N, C, S, S) in [−1, 1]: project to (width·2^k, s₀, s₀), then k transposed
     convolutions (kernel 4, stride 2) each halving the channels, BN + ReLU, tanh at the end."""
 
     def __init__(self, config: DCGANConfig | None = None):
         super().__init__()
         self.config = c = config if config is not None else DCGANConfig()
+        self.latent_dim = c.latent_dim
         s0, k = _IMAGE_SIZES[c.image_size], c.stages
         top = c.width * 2 ** (k - 1)
         self.project = nn.Sequential(nn.Linear(c.latent_dim, top * s0 * s0, bias=False), nn.Unflatten(1, (top, s0, s0)),
@@ -113,11 +125,6 @@ class DCGANGenerator(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.upsample(self.project(z))
-
-    def sample_latent(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """z ~ N(0, I), (n, d), on the module's device (drawn on the CPU for reproducibility)."""
-        device = next(self.parameters()).device
-        return torch.randn(n, self.config.latent_dim, generator=generator).to(device)
 
 
 def _norm(kind: str, channels: int, side: int) -> list[nn.Module]:
@@ -151,7 +158,7 @@ class DCGANDiscriminator(nn.Module):
         return self.head(self.features(x)).squeeze(1)
 
 
-class MLPGenerator(nn.Module):
+class MLPGenerator(_LatentSampler, nn.Module):
     """z (N, d) → points (N, D): an MLP with ReLU hidden layers (for 2-D toy data)."""
 
     def __init__(self, latent_dim: int = 2, data_dim: int = 2, hidden: tuple[int, ...] = (128, 128)):
@@ -161,10 +168,6 @@ class MLPGenerator(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z)
-
-    def sample_latent(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        device = next(self.parameters()).device
-        return torch.randn(n, self.latent_dim, generator=generator).to(device)
 
 
 class MLPDiscriminator(nn.Module):
@@ -237,6 +240,7 @@ class AdversarialStep:
     loss: str = "non_saturating"
     n_critic: int = 1
     gp_weight: float = 0.0
+    _checked: nn.Module | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         _check_kind(self.loss)
@@ -247,9 +251,11 @@ class AdversarialStep:
 
     def __call__(self, ctx, batch) -> dict[str, float]:
         gen, disc, rng = ctx.models["generator"], ctx.models["discriminator"], ctx.generator
-        if self.gp_weight and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in disc.modules()):
-            raise ConfigError("the gradient penalty needs per-sample gradients: build the discriminator without batch norm "
-                              "(DCGANConfig(d_norm='layer') or 'none')")  # fmt: skip
+        if self.gp_weight and disc is not self._checked:  # once per discriminator, not on every step
+            if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in disc.modules()):
+                raise ConfigError("the gradient penalty needs per-sample gradients: build the discriminator without batch norm "
+                                  "(DCGANConfig(d_norm='layer') or 'none')")  # fmt: skip
+            self._checked = disc
         real_all = batch[0]
         if len(real_all) < self.n_critic:
             raise ConfigError(f"a batch of {len(real_all)} cannot feed {self.n_critic} critic updates: raise the batch size")

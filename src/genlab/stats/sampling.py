@@ -38,9 +38,7 @@ def metropolis_hastings(log_target, x0, n_samples: int, step_size=1.0, burn_in: 
     if n_samples < 1 or burn_in < 0 or not np.all(np.asarray(step_size) > 0):
         raise GenlabError("metropolis_hastings needs n_samples >= 1, burn_in >= 0 and step_size > 0.")
     rng = np.random.default_rng(random_state)
-    scalar = np.ndim(x0) == 0
-    x = np.atleast_1d(np.asarray(x0, dtype=float)).copy()
-    unwrap = (lambda v: float(v[0])) if scalar else (lambda v: v)
+    x, unwrap, finish = _chain_start(x0)
     total = burn_in + n_samples
     steps = step_size * rng.standard_normal((total, x.shape[0]))  # all proposals' noise at once
     log_u = np.log(rng.uniform(size=total))
@@ -57,7 +55,15 @@ def metropolis_hastings(log_target, x0, n_samples: int, step_size=1.0, burn_in: 
             accepted += 1
         if t >= burn_in:
             samples[t - burn_in] = x
-    return (samples[:, 0] if scalar else samples), accepted / total
+    return finish(samples), accepted / total
+
+
+def _chain_start(x0):
+    """(x as a (D,) array, unwrap: state → what log_target takes, finish: (n, D) samples → the
+    caller's shape): a float x0 makes a 1-D chain of floats, an array x0 a (D,) chain."""
+    if np.ndim(x0) == 0:
+        return np.atleast_1d(np.asarray(x0, dtype=float)).copy(), (lambda v: float(v[0])), (lambda s: s[:, 0])
+    return np.asarray(x0, dtype=float).copy(), (lambda v: v), (lambda s: s)
 
 
 def importance_sampling(f, log_target, sample_proposal, log_proposal, n: int, random_state=None, self_normalized=True):
@@ -119,9 +125,7 @@ def langevin_mcmc(grad_log_target, x0, n_samples: int, step_size: float, burn_in
     if n_samples < 1 or burn_in < 0 or not step_size > 0:
         raise GenlabError("langevin_mcmc needs n_samples >= 1, burn_in >= 0 and step_size > 0.")
     rng = np.random.default_rng(random_state)
-    scalar = np.ndim(x0) == 0
-    x = np.atleast_1d(np.asarray(x0, dtype=float)).copy()
-    unwrap = (lambda v: float(v[0])) if scalar else (lambda v: v)
+    x, unwrap, finish = _chain_start(x0)
     grad = lambda v: np.atleast_1d(np.asarray(grad_log_target(unwrap(v)), dtype=float))
     h, total = float(step_size), burn_in + n_samples
     noise = rng.standard_normal((total, x.shape[0]))
@@ -145,7 +149,7 @@ def langevin_mcmc(grad_log_target, x0, n_samples: int, step_size: float, burn_in
                 accepted += 1
         if t >= burn_in:
             samples[t - burn_in] = x
-    return (samples[:, 0] if scalar else samples), accepted / total
+    return finish(samples), accepted / total
 
 
 def autocorrelation(chain, max_lag: int | None = None) -> np.ndarray:
