@@ -314,6 +314,20 @@ def test_toy2d_shapes_are_what_they_claim():
     angles = np.round(np.arctan2(g[:, 1], g[:, 0]) / (2 * np.pi / 8)) % 8
     assert np.bincount(angles.astype(int), minlength=8).min() > 350  # 8 populated modes
     np.testing.assert_allclose(np.linalg.norm(g, axis=1).mean(), np.sqrt(2), atol=0.02)
+    # The 5×5 grid: each point's nearest mode (brute force over a grid built here) is within 4σ,
+    # all 25 are used about equally (K-S-free check: each count within 5 binomial SDs of n/25).
+    pts = data.toy2d("grid", 10_000)
+    axis = np.array([-1.5, -0.75, 0.0, 0.75, 1.5])
+    mine = np.array([(a, b) for a in axis for b in axis])
+    means, std = data.toy2d_modes("grid")
+    np.testing.assert_allclose(means, mine)
+    d = np.linalg.norm(pts[:, None] - mine[None], axis=2)
+    assert std == 0.05 and d.min(axis=1).max() < 4 * 0.05 * 1.5  # a 2-D radius beyond 6σ has probability e^-18
+    counts = np.bincount(d.argmin(axis=1), minlength=25)
+    assert np.all(np.abs(counts - 400) < 5 * np.sqrt(10_000 * (1 / 25) * (24 / 25)))
+    ring, ring_std = data.toy2d_modes("gaussian_mixture")
+    assert ring.shape == (8, 2) and ring_std == 0.1
+    np.testing.assert_allclose(np.linalg.norm(ring, axis=1), np.sqrt(2))
     r = np.linalg.norm(data.toy2d("rings", 4000), axis=1)
     nearest = np.abs(r[:, None] - np.array([0.5, 1.0, 1.5])).min(axis=1)
     assert np.quantile(nearest, 0.99) < 0.12  # every point sits on one of the three rings
@@ -327,8 +341,10 @@ def test_toy2d_shapes_are_what_they_claim():
 
 
 def test_toy2d_errors():
-    with pytest.raises(GenlabError, match="use one of: gaussian_mixture, moons, swiss_roll, rings"):
+    with pytest.raises(GenlabError, match="use one of: gaussian_mixture, moons, swiss_roll, rings, grid"):
         data.toy2d("spiral", 10)
+    with pytest.raises(GenlabError, match="known modes"):
+        data.toy2d_modes("moons")
     with pytest.raises(GenlabError, match="positive integer"):
         data.toy2d("moons", 0)
 

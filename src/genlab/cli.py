@@ -14,7 +14,7 @@ from pathlib import Path
 
 from genlab.errors import GenlabError
 
-TOY_SHAPES = ("gaussian_mixture", "moons", "swiss_roll", "rings")
+TOY_SHAPES = ("gaussian_mixture", "moons", "swiss_roll", "rings", "grid")  # genlab.data.TOY2D, without importing it
 
 
 def whole_number(text: str) -> int:

@@ -18,11 +18,11 @@ from genlab.data.idx import read_idx, write_idx
 from genlab.data.mnist import FASHION_MNIST_CLASSES, load_fashion_mnist, load_mnist
 from genlab.data.registry import IMAGE_DATASETS, load_image_dataset
 from genlab.data.tabular import load_davis, load_galton_families, load_old_faithful
-from genlab.data.toy2d import TOY2D, toy2d
+from genlab.data.toy2d import TOY2D, toy2d, toy2d_modes
 
 __all__ = [
     "CIFAR10_CLASSES", "FASHION_MNIST_CLASSES", "IMAGE_DATASETS", "TOY2D",
     "data_root", "load_cifar10", "load_digits", "load_fashion_mnist", "load_image_dataset", "load_mnist",
-    "read_idx", "toy2d", "write_idx",
+    "read_idx", "toy2d", "toy2d_modes", "write_idx",
     "load_old_faithful", "load_galton_families", "load_davis",
 ]

@@ -4,6 +4,10 @@
 - ``moons``: two interleaved half circles (scikit-learn's ``make_moons`` shape), centred
 - ``swiss_roll``: the 2-D spiral r = θ, θ ∈ [1.5π, 4.5π], scaled by 1/7
 - ``rings``: three concentric circles of radius 0.5, 1.0, 1.5 (points spread by arc length)
+- ``grid``: 25 Gaussians (std 0.05) with means on the 5×5 grid {−1.5, −0.75, 0, 0.75, 1.5}²
+
+The two mixtures are the usual tests of mode collapse (the ring of 8 and the 5×5 grid): their
+components are :func:`toy2d_modes`, so a sample can be assigned to its nearest mode.
 """
 
 from __future__ import annotations
@@ -12,14 +16,33 @@ import numpy as np
 
 from genlab.errors import GenlabError
 
-TOY2D = ("gaussian_mixture", "moons", "swiss_roll", "rings")
+TOY2D = ("gaussian_mixture", "moons", "swiss_roll", "rings", "grid")
+
+
+def toy2d_modes(name: str) -> tuple[np.ndarray, float]:
+    """``(means (K, 2), std)`` of the mixture ``name`` ("gaussian_mixture": the ring of 8, or "grid":
+    the 5×5 grid); each component is N(mean, std² I) and all K have the same weight."""
+    if name == "gaussian_mixture":
+        angle = 2 * np.pi * np.arange(8) / 8
+        return np.sqrt(2.0) * np.stack([np.cos(angle), np.sin(angle)], axis=1), 0.1
+    if name == "grid":
+        side = 0.75 * np.arange(-2, 3)
+        return np.stack(np.meshgrid(side, side, indexing="ij"), axis=-1).reshape(-1, 2), 0.05
+    raise GenlabError(f"{name!r} is not a Gaussian mixture with known modes; use 'gaussian_mixture' or 'grid'")
+
+
+def _mixture(name: str, n: int, rng: np.random.Generator) -> np.ndarray:
+    means, std = toy2d_modes(name)
+    k = rng.integers(0, len(means), size=n)  # component of each point
+    return means[k] + std * rng.standard_normal((n, 2))
 
 
 def _gaussian_mixture(n: int, rng: np.random.Generator) -> np.ndarray:
-    k = rng.integers(0, 8, size=n)  # component of each point
-    angle = 2 * np.pi * k / 8
-    means = np.sqrt(2.0) * np.stack([np.cos(angle), np.sin(angle)], axis=1)  # (n, 2)
-    return means + 0.1 * rng.standard_normal((n, 2))
+    return _mixture("gaussian_mixture", n, rng)
+
+
+def _grid(n: int, rng: np.random.Generator) -> np.ndarray:
+    return _mixture("grid", n, rng)
 
 
 def _moons(n: int, rng: np.random.Generator) -> np.ndarray:
@@ -46,7 +69,7 @@ def _rings(n: int, rng: np.random.Generator) -> np.ndarray:
 
 
 _MAKERS = {"gaussian_mixture": _gaussian_mixture, "moons": _moons,
-           "swiss_roll": _swiss_roll, "rings": _rings}
+           "swiss_roll": _swiss_roll, "rings": _rings, "grid": _grid}
 
 
 def toy2d(name: str, n: int, seed: int | np.random.Generator | None = 0) -> np.ndarray:
