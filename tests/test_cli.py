@@ -428,3 +428,90 @@ def test_classifier_bad_combinations_exit_2(argv, needle, guided_pair, tmp_path,
     capsys.readouterr()
     assert main([a.format(run=run, clf=clf, cosine=cosine, toy=toy, tmp=tmp_path) for a in argv]) == 2
     assert needle in error_line(capsys)
+
+
+# ------------------------------------------------------------------------------------------
+# GANs: genlab train --model {dcgan,wgan-gp,sngan,stylegan}, genlab sample / eval on their checkpoints
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def stand_in_mnist(monkeypatch):
+    """28×28 images of the right shape in place of MNIST (the real loader is tested in test_data.py)."""
+    import genlab.data
+
+    g = torch.Generator().manual_seed(0)
+    fake = (torch.rand(48, 1, 28, 28, generator=g) * 2 - 1, torch.randint(0, 10, (48,), generator=g))
+    monkeypatch.setattr(genlab.data, "load_image_dataset", lambda name, split="train": fake)
+
+
+@pytest.mark.parametrize("model", ["dcgan", "stylegan"])
+def test_gan_train_sample_resume(model, stand_in_mnist, tmp_path, capsys):
+    out = tmp_path / "run"
+    gan = ["train", "--dataset", "mnist", "--model", model, "--width", "4", "--batch-size", "8", "--out", str(out), "--ckpt-every", "2"]
+    assert main([*gan, "--steps", "2", "--sample-every", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "non_saturating loss" in printed and "done: 2 steps" in printed
+    assert sorted(p.name for p in (out / "samples").iterdir()) == ["step_000001.png", "step_000002.png"]
+    assert (out / "loss.png").is_file() and (out / "samples.png").is_file()
+    assert main([*gan, "--steps", "3", "--resume"]) == 0 and "done: 3 steps" in capsys.readouterr().out
+    extra = ["--truncation", "0.7"] if model == "stylegan" else []
+    assert main(["sample", "--ckpt", str(out), "--n", "5", "--out", str(tmp_path / "g.png"), *extra]) == 0
+    assert f"{model} generator" in capsys.readouterr().out
+    from PIL import Image
+
+    assert Image.open(tmp_path / "g.png").mode == "L"
+
+
+def test_gan_eval_scores_the_generators_samples(stand_in_mnist, tmp_path, monkeypatch, capsys):
+    import genlab.metrics
+    from genlab.gan_pipeline import gan_generate, load_gan
+    from genlab.metrics.result import MetricResult
+
+    out = tmp_path / "run"
+    assert main(["train", "--dataset", "mnist", "--model", "sngan", "--width", "4", "--steps", "1", "--batch-size", "8", "--out", str(out)]) == 0
+    seen = {}
+
+    class Report:  # what evaluate() returns, as far as cmd_eval reads it
+        results = {"fid": MetricResult("FID", 1.0, n=6, feature_net="stub", checksum="0")}
+
+        def to_dict(self):
+            return {"fid": 1.0}
+
+        def describe(self):
+            return "stub"
+
+    def fake_evaluate(samples, dataset, n, labels=None, progress=False):
+        seen.update(samples=samples, dataset=dataset, n=n, labels=labels)
+        return Report()
+
+    monkeypatch.setattr(genlab.metrics, "evaluate", fake_evaluate)
+    assert main(["eval", "--ckpt", str(out), "--n", "6", "--seed", "4"]) == 0
+    generator, _ = load_gan(out)
+    assert seen["dataset"] == "mnist" and seen["n"] == 6 and seen["labels"] is None
+    assert torch.equal(seen["samples"], gan_generate(generator, 6, seed=4))
+    report = json.loads((out / "eval.json").read_text())
+    assert report["model"] == "sngan" and report["truncation"] == 1.0
+
+
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["train", "--dataset", "digits", "--model", "dcgan", "--out", "{tmp}/a"], "28×28 and 32×32"),
+        (["train", "--dataset", "mnist", "--model", "wgan-gp", "--lr", "0.01", "--out", "{tmp}/b"], "--lr is for diffusion models"),
+        (["train", "--dataset", "mnist", "--model", "sngan", "--conditional", "--out", "{tmp}/c"], "--conditional is for diffusion"),
+        (["train", "--dataset", "digits", "--width", "8", "--out", "{tmp}/d"], "--width sets a GAN's width"),
+        (["sample", "--ckpt", "{gan}", "--steps", "10"], "--steps steers diffusion sampling"),
+        (["sample", "--ckpt", "{gan}", "--class", "3", "--sampler", "euler"], "--sampler, --class steer"),
+        (["sample", "--ckpt", "{gan}", "--truncation", "0.5"], "needs the StyleGAN generator"),
+        (["sample", "--ckpt", "{cond}", "--truncation", "0.5"], "--truncation is for StyleGAN checkpoints"),
+        (["eval", "--ckpt", "{gan}", "--dataset", "fashion_mnist"], "trained on mnist"),
+    ],
+)
+def test_gan_bad_input_is_one_clear_line(argv, needle, stand_in_mnist, trained, tmp_path, capsys):
+    gan = tmp_path / "gan"
+    assert main(["train", "--dataset", "mnist", "--model", "dcgan", "--width", "4", "--steps", "1", "--batch-size", "8", "--out", str(gan)]) == 0
+    capsys.readouterr()
+    assert main([a.format(gan=gan, cond=trained, tmp=tmp_path) for a in argv]) == 2
+    line = error_line(capsys)
+    assert line.startswith("genlab: error:") and needle in line

@@ -74,6 +74,7 @@ def int_tuple(text: str) -> tuple[int, ...]:
 
 def build_parser() -> argparse.ArgumentParser:
     from genlab.diffusion.grids import GRIDS
+    from genlab.gan_pipeline import GAN_MODELS
     from genlab.pipeline import DATASETS, SAMPLERS
 
     parser = argparse.ArgumentParser(prog="genlab", description="Train, sample and demo small diffusion models on a CPU.")
@@ -85,12 +86,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=non_negative_int, default=0)
     demo.add_argument("--smoke", action="store_true", help="a seconds-long run that only checks the machinery")
 
-    train = sub.add_parser("train", help="train a diffusion model on a data set")
+    train = sub.add_parser("train", help="train a diffusion model or a GAN on a data set")
     train.add_argument("--dataset", choices=DATASETS, required=True)
+    train.add_argument("--model", choices=("diffusion", *GAN_MODELS), default="diffusion",
+                       help="diffusion (default), or a GAN for 28×28/32×32 images: dcgan, wgan-gp, sngan, stylegan")
     train.add_argument("--conditional", action="store_true", help="class-conditional, with condition dropout for classifier-free guidance")
-    train.add_argument("--steps", type=positive_int, default=2000, help="optimiser steps (default: 2000)")
-    train.add_argument("--batch-size", type=positive_int, default=128)
-    train.add_argument("--lr", type=positive_float, default=2e-3)
+    train.add_argument("--steps", type=positive_int, default=2000, help="optimiser steps (GANs: generator updates; default: 2000)")
+    train.add_argument("--batch-size", type=positive_int, default=None, help="examples per step (default: 128; GANs: 64 real images per critic update)")
+    train.add_argument("--lr", type=positive_float, default=None, help="peak learning rate (default: 2e-3; GANs use their recipe's)")
+    train.add_argument("--width", type=positive_int, default=None, help="GAN network width (default: 32 for DCGANs, 16 for stylegan)")
     train.add_argument("--seed", type=non_negative_int, default=0, help="seed for weights, batches, noise (and the toy data)")
     train.add_argument("--out", type=Path, default=None, help="run folder (default: outputs/<dataset>)")
     train.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint (same options; --steps may grow)")
@@ -116,11 +120,11 @@ def build_parser() -> argparse.ArgumentParser:
     tc.add_argument("--resume", action="store_true", help="continue the classifier run in --out")
     tc.add_argument("--overwrite", action="store_true", help="replace a classifier run that already exists in --out")
 
-    sample = sub.add_parser("sample", help="sample from a trained checkpoint")
+    sample = sub.add_parser("sample", help="sample from a trained checkpoint (diffusion model or GAN)")
     sample.add_argument("--ckpt", type=Path, required=True, help="run folder or checkpoint folder")
     sample.add_argument("--n", type=positive_int, default=64, help="number of samples (default: 64)")
-    sample.add_argument("--sampler", choices=SAMPLERS, default="ddim")
-    sample.add_argument("--steps", type=positive_int, default=50, help="sampling steps (default: 50; heun makes 2 calls per step, ode chooses its own)")
+    sample.add_argument("--sampler", choices=SAMPLERS, default=None, help="diffusion sampler (default: ddim)")
+    sample.add_argument("--steps", type=positive_int, default=None, help="sampling steps (default: 50; heun makes 2 calls per step, ode chooses its own)")
     sample.add_argument("--grid", choices=GRIDS, default=None, help="sampling grid: karras (default for euler/heun/dpmpp-2m/unipc), log_snr, "
                         "or timesteps (trailing; the default for ddpm/ddim and for zero-terminal-SNR models)")
     sample.add_argument("--eta", type=unit_float, default=0.0, help="DDIM η in [0, 1]: 0 deterministic, 1 DDPM-like")
@@ -133,20 +137,22 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--batch-size", type=positive_int, default=64, help="samples per forward pass (default: 64); does not change the samples")
     sample.add_argument("--out", type=Path, default=Path("samples.png"), help="output image, .png or .jpg (default: samples.png)")
     sample.add_argument("--raw-weights", action="store_true", help="use the raw weights instead of the EMA")
+    sample.add_argument("--truncation", type=unit_float, default=1.0, help="StyleGAN truncation ψ in [0, 1] (1 = none; lower: more typical, less diverse)")
     ev = sub.add_parser("eval", help="score a checkpoint's samples, or a file of images, with FID, KID, IS, precision/recall")
     src = ev.add_mutually_exclusive_group(required=True)
     src.add_argument("--ckpt", type=Path, help="sample this checkpoint and score the samples")
     src.add_argument("--samples", type=Path, help="score these images: .npy/.npz/.pt/.safetensors, N×C×H×W in [-1, 1]")
     ev.add_argument("--dataset", default=None, help="the real data to compare with (default: the checkpoint's): digits, mnist, fashion_mnist, cifar10")
     ev.add_argument("--n", type=positive_int, default=2000, help="samples to score, and real reference images (default: 2000)")
-    ev.add_argument("--sampler", choices=SAMPLERS, default="ddim")
-    ev.add_argument("--steps", type=positive_int, default=50, help="sampling steps (default: 50)")
+    ev.add_argument("--sampler", choices=SAMPLERS, default=None, help="diffusion sampler (default: ddim)")
+    ev.add_argument("--steps", type=positive_int, default=None, help="sampling steps (default: 50)")
     ev.add_argument("--grid", choices=GRIDS, default=None, help="sampling grid (default: the sampler's; see `genlab sample --help`)")
     ev.add_argument("--guidance", type=finite_float, default=1.0, help="classifier-free guidance scale w (conditional models)")
     ev.add_argument("--classifier", type=Path, default=None, help="guide with this noise-aware classifier (from `genlab train-classifier`)")
     ev.add_argument("--classifier-scale", type=finite_float, default=None, help="classifier guidance scale s (default 1 with --classifier)")
     ev.add_argument("--seed", type=non_negative_int, default=0)
     ev.add_argument("--batch-size", type=positive_int, default=64, help="samples per forward pass (default: 64)")
+    ev.add_argument("--truncation", type=unit_float, default=1.0, help="StyleGAN truncation ψ (GAN checkpoints; 1 = none)")
     ev.add_argument("--out", type=Path, default=None, help="JSON report (default: eval.json next to the checkpoint or the samples file)")
     return parser
 
@@ -163,7 +169,20 @@ def cmd_eval(args) -> None:
     labels, t0 = None, time.perf_counter()
     if args.samples is not None and (args.classifier is not None or args.classifier_scale is not None):
         raise GenlabError("--classifier guides sampling; it does nothing with --samples (drop it, or use --ckpt)")
-    if args.ckpt is not None:
+    gan = args.ckpt is not None and is_gan(args.ckpt)
+    if gan:
+        from genlab.gan_pipeline import gan_generate, load_gan
+
+        refuse_diffusion_options(args)
+        generator, gspec = load_gan(args.ckpt)
+        dataset = args.dataset or gspec.dataset
+        if dataset != gspec.dataset:
+            raise GenlabError(f"checkpoint at {args.ckpt} was trained on {gspec.dataset}, not {dataset}: drop --dataset or pass --dataset {gspec.dataset}")
+        print(f"sampling {args.n} images from the {gspec.model} generator at {args.ckpt} (truncation ψ = {args.truncation})", flush=True)
+        samples = gan_generate(generator, args.n, seed=args.seed, batch_size=args.batch_size, psi=args.truncation)
+        source, default_out = str(args.ckpt), args.ckpt / "eval.json"
+    elif args.ckpt is not None:
+        args.sampler, args.steps = args.sampler or "ddim", args.steps or 50
         model, spec = load_diffusion(args.ckpt)
         classifier, scale = guiding_classifier(args, spec)
         if len(spec.shape) != 3:
@@ -189,7 +208,9 @@ def cmd_eval(args) -> None:
     t_sample = time.perf_counter() - t0
     result = evaluate(samples, dataset, n=min(args.n, len(samples)), labels=labels, progress=True)
     report = {"source": source, "dataset": dataset, "sampling_seconds": t_sample, **result.to_dict()}
-    if args.ckpt is not None:
+    if gan:
+        report.update(model=gspec.model, truncation=args.truncation, seed=args.seed)
+    elif args.ckpt is not None:
         report.update(sampler=args.sampler, steps=args.steps, grid=stats["grid"], nfe=stats["nfe"], guidance=args.guidance, seed=args.seed,
                       classifier=str(args.classifier) if args.classifier else None, classifier_scale=scale)  # fmt: skip
     out = args.out or default_out
@@ -214,6 +235,11 @@ def cmd_demo(args) -> None:
 
 
 def cmd_train(args) -> None:
+    if args.model != "diffusion":
+        return cmd_train_gan(args)
+    if args.width is not None:
+        raise GenlabError("--width sets a GAN's width; for a diffusion U-Net use --base-channels")
+    args.batch_size, args.lr = args.batch_size or 128, args.lr or 2e-3
     import torch
 
     from genlab.diffusion import SCHEDULES
@@ -264,6 +290,64 @@ def cmd_train(args) -> None:
     print(f"done: {result.step} steps, final loss {sum(result.losses[-50:]) / max(len(result.losses[-50:]), 1):.4f}; checkpoints in {out}, samples in {path}")
 
 
+def cmd_train_gan(args) -> None:
+    import matplotlib.pyplot as plt
+
+    from genlab.gan_pipeline import GAN_DATASETS, GANSpec, GANTrainOptions, gan_generate, train_gan
+    from genlab.pipeline import load_training_data
+    from genlab.viz import plot_losses, save_grid
+
+    if args.dataset not in GAN_DATASETS:
+        raise GenlabError(f"the GANs are built for 28×28 and 32×32 images; {args.dataset} is not one: use --dataset {' or '.join(GAN_DATASETS)}")
+    given = [flag for flag, on in (("--conditional", args.conditional), ("--schedule", args.schedule != "linear"),
+                                   ("--prediction", args.prediction != "epsilon"), ("--min-snr-gamma", args.min_snr_gamma is not None),
+                                   ("--learned-variance", args.learned_variance), ("--base-channels", args.base_channels is not None),
+                                   ("--channel-mults", args.channel_mults is not None), ("--lr", args.lr is not None)) if on]  # fmt: skip
+    if given:
+        raise GenlabError(f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} for diffusion models; the {args.model} recipe "
+                          "fixes its own loss and learning rate (drop them, or train --model diffusion)")  # fmt: skip
+    out = args.out or Path("outputs") / f"{args.dataset}-{args.model}"
+    images = load_training_data(args.dataset)[0]
+    width = args.width or (16 if args.model == "stylegan" else 32)
+    spec = GANSpec(dataset=args.dataset, shape=tuple(images.shape[1:]), model=args.model, width=width)
+    options = GANTrainOptions(steps=args.steps, batch_size=args.batch_size or 64, seed=args.seed,
+                              ckpt_every=args.ckpt_every, sample_every=args.sample_every)  # fmt: skip
+
+    def sample_fn(generator, step):
+        save_grid(gan_generate(generator, 64, seed=args.seed), out / "samples" / f"step_{step:06d}.png", nrow=8)
+
+    r = spec.recipe
+    print(f"training {args.model} on {args.dataset} ({len(images)} images, shape {spec.shape}; {r.loss} loss, "
+          f"{r.n_critic} critic update(s) per generator update) → {out}", flush=True)
+    state = train_gan(spec, images, options, out_dir=out, resume=args.resume, overwrite=args.overwrite,
+                      sample_fn=sample_fn if args.sample_every else None)  # fmt: skip
+    path = save_grid(gan_generate(state.emas["generator"].shadow, 64, seed=args.seed), out / "samples.png", nrow=8)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.5))
+    for ax, key, who in zip(axes, ("d_loss", "g_loss"), ("discriminator", "generator")):
+        plot_losses(state.history[key], ax=ax, title=f"{who} loss ({args.model}, {args.dataset})")
+    fig.savefig(out / "loss.png", dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    tail = lambda k: sum(state.history[k][-50:]) / len(state.history[k][-50:])  # noqa: E731
+    print(f"done: {state.step} steps, last losses D {tail('d_loss'):.4f} / G {tail('g_loss'):.4f}; checkpoints in {out}, samples in {path}")
+
+
+def is_gan(path: Path) -> bool:
+    from genlab.gan_pipeline import is_gan_checkpoint
+
+    return is_gan_checkpoint(path)
+
+
+def refuse_diffusion_options(args) -> None:
+    """A GAN draws z and runs G once: refuse the options that steer a diffusion sampler."""
+    given = [flag for flag, on in (("--sampler", args.sampler is not None), ("--steps", args.steps is not None),
+                                   ("--grid", args.grid is not None), ("--eta", getattr(args, "eta", 0.0) != 0.0),
+                                   ("--class", getattr(args, "label", None) is not None), ("--guidance", args.guidance != 1.0),
+                                   ("--classifier", args.classifier is not None), ("--classifier-scale", args.classifier_scale is not None)) if on]  # fmt: skip
+    if given:
+        raise GenlabError(f"{args.ckpt} holds an unconditional GAN: {', '.join(given)} {'steers' if len(given) == 1 else 'steer'} "
+                          "diffusion sampling and cannot be used with it (drop it; --truncation shapes StyleGAN samples)")  # fmt: skip
+
+
 def guiding_classifier(args, spec):
     """(classifier, scale) from --classifier/--classifier-scale, checked against the model; (None, 1.0) without."""
     if args.classifier is None:
@@ -310,6 +394,11 @@ def cmd_sample(args) -> None:
 
     if args.out.suffix.lower() not in IMAGE_FORMATS:
         raise GenlabError(f"cannot write {args.out}: the output must end in .png, .jpg or .jpeg")
+    if is_gan(args.ckpt):
+        return sample_gan(args)
+    if args.truncation != 1.0:
+        raise GenlabError("--truncation is for StyleGAN checkpoints; a diffusion model has no style space (drop it)")
+    args.sampler, args.steps = args.sampler or "ddim", args.steps or 50
     model, spec = load_diffusion(args.ckpt, use_ema=not args.raw_weights)
     classifier, scale = guiding_classifier(args, spec)
     classes = spec.num_classes or (classifier.config.num_classes if classifier is not None else 0)
@@ -325,6 +414,24 @@ def cmd_sample(args) -> None:
     steps = "adaptive steps" if args.sampler == "ode" else f"{args.steps} steps"
     print(f"wrote {args.n} samples to {path} ({args.sampler}, {steps}, {stats['nfe']:.0f} denoiser calls per sample, "
           f"{time.perf_counter() - t0:.1f} s)")
+
+
+def sample_gan(args) -> None:
+    import time
+
+    from genlab.gan_pipeline import gan_generate, load_gan
+    from genlab.pipeline import IMAGE_FORMATS
+    from genlab.viz import save_grid
+
+    refuse_diffusion_options(args)
+    generator, spec = load_gan(args.ckpt, use_ema=not args.raw_weights)
+    t0 = time.perf_counter()
+    samples = gan_generate(generator, args.n, seed=args.seed, batch_size=args.batch_size, psi=args.truncation)
+    seconds = time.perf_counter() - t0
+    if args.out.is_dir():
+        raise GenlabError(f"cannot write {args.out}: it is a folder; give a file name such as {args.out / 'samples.png'}")
+    path = save_grid(samples, args.out, scale=4, format=IMAGE_FORMATS[args.out.suffix.lower()])
+    print(f"wrote {args.n} samples to {path} ({spec.model} generator, truncation ψ = {args.truncation}, {seconds:.2f} s)")
 
 
 def os_error_message(e: OSError) -> str:

@@ -7,6 +7,8 @@
 - :mod:`genlab.nn.noisy_classifier`  time-conditioned classifier p(y | x_t, t) for classifier guidance
 - :mod:`genlab.nn.vae`           VAE, β-VAE and conditional VAE
 - :mod:`genlab.nn.gan`           DCGAN and MLP generators/discriminators, GAN losses, WGAN-GP, spectral norm
+- :mod:`genlab.nn.stylegan`      a small StyleGAN-style generator: mapping network, modulated convolutions,
+  noise inputs, style mixing, truncation
 """
 
 from genlab.nn.classifier import (
@@ -31,6 +33,7 @@ from genlab.nn.gan import (
 )
 from genlab.nn.mlp import MLPClassifier, MLPConfig, make_mlp
 from genlab.nn.noisy_classifier import NoisyClassifier, NoisyClassifierConfig
+from genlab.nn.stylegan import StyleGANConfig, StyleGenerator, style_mix, truncate
 from genlab.nn.toy_denoiser import ToyDenoiser, ToyDenoiserConfig
 from genlab.nn.unet import UNet, UNetConfig, count_parameters
 from genlab.nn.vae import (
@@ -47,8 +50,8 @@ from genlab.nn.vae import (
 __all__ = [
     "VAE", "ConvClassifier", "ConvClassifierConfig", "DCGANConfig", "DCGANDiscriminator", "DCGANGenerator",
     "MLPClassifier", "MLPConfig", "MLPDiscriminator", "MLPGenerator", "NoisyClassifier",
-    "NoisyClassifierConfig", "TimestepEmbedding",
+    "NoisyClassifierConfig", "StyleGANConfig", "StyleGenerator", "TimestepEmbedding",
     "ToyDenoiser", "ToyDenoiserConfig", "UNet", "UNetConfig", "VAEConfig", "accuracy", "add_spectral_norm", "count_parameters",
     "cross_entropy_loss", "discriminator_loss", "elbo_terms", "gaussian_kl", "generator_loss", "gradient_penalty", "importance_log_likelihood", "make_mlp", "predict",
-    "reconstruction_nll", "reparameterize", "sinusoidal_embedding", "train_classifier", "vae_loss",
+    "reconstruction_nll", "reparameterize", "sinusoidal_embedding", "style_mix", "train_classifier", "truncate", "vae_loss",
 ]  # fmt: skip

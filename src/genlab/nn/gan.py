@@ -75,6 +75,7 @@ class DCGANConfig:
     latent_dim: int = 64  # d, dimension of z
     width: int = 32  # channels of the widest-resolution layer; doubled at each halving
     d_norm: str = "batch"  # the discriminator's normalisation: "batch", "layer" (for WGAN-GP) or "none"
+    spectral_norm: bool = False  # wrap the discriminator's layers in spectral normalisation (SN-GAN)
 
     def __post_init__(self) -> None:
         if self.image_size not in _IMAGE_SIZES:
@@ -137,7 +138,8 @@ def _norm(kind: str, channels: int, side: int) -> list[nn.Module]:
 
 class DCGANDiscriminator(nn.Module):
     """images (N, C, S, S) → logits (N,): k strided convolutions (kernel 4, stride 2) doubling the
-    channels, LeakyReLU(0.2), the chosen normalisation after all but the first, then one linear map."""
+    channels, LeakyReLU(0.2), the chosen normalisation after all but the first, then one linear map
+    (every layer spectrally normalised when ``config.spectral_norm``)."""
 
     def __init__(self, config: DCGANConfig | None = None):
         super().__init__()
@@ -153,6 +155,8 @@ class DCGANDiscriminator(nn.Module):
         assert side == s0
         self.features = nn.Sequential(*layers, nn.Flatten())
         self.head = nn.Linear(ch_in * s0 * s0, 1)
+        if c.spectral_norm:
+            add_spectral_norm(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x)).squeeze(1)

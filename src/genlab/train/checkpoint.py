@@ -64,6 +64,9 @@ MODEL_CLASSES: dict[str, tuple[str, str]] = {
     "MLPClassifier": ("genlab.nn.classifier:MLPClassifier", "genlab.nn.mlp:MLPConfig"),
     "ConvClassifier": ("genlab.nn.classifier:ConvClassifier", "genlab.nn.classifier:ConvClassifierConfig"),
     "NoisyClassifier": ("genlab.nn.noisy_classifier:NoisyClassifier", "genlab.nn.noisy_classifier:NoisyClassifierConfig"),
+    "DCGANGenerator": ("genlab.nn.gan:DCGANGenerator", "genlab.nn.gan:DCGANConfig"),
+    "DCGANDiscriminator": ("genlab.nn.gan:DCGANDiscriminator", "genlab.nn.gan:DCGANConfig"),
+    "StyleGenerator": ("genlab.nn.stylegan:StyleGenerator", "genlab.nn.stylegan:StyleGANConfig"),
 }
 
 
