@@ -397,3 +397,41 @@ def test_inception_fid_without_weights_gives_one_clear_message(tmp_path, monkeyp
         with pytest.raises(ConfigError, match="torch-fidelity") as info:
             inception_fid(torch.zeros(4, 3, 32, 32), torch.zeros(4, 3, 32, 32))
         assert "\n" not in str(info.value)
+
+
+# ------------------------------------------------------------------------------------ mode coverage
+def test_mode_coverage_on_the_data_itself_matches_the_chi_square_closed_form():
+    from genlab.data import toy2d, toy2d_modes
+    from genlab.metrics import mode_coverage
+
+    means, std = toy2d_modes("grid")
+    n = 40_000
+    cov = mode_coverage(toy2d("grid", n, seed=3), means, std)
+    # ‖x − μ‖²/σ² ~ χ²₂ for a sample of its own mode: P(within 3σ) = 1 − e^{−9/2} (the modes are 15σ
+    # apart, so the nearest mean is its own); 5 binomial SDs
+    p = 1 - np.exp(-4.5)
+    assert abs(cov.high_quality - p) < 5 * np.sqrt(p * (1 - p) / n)
+    assert cov.modes_covered == cov.num_modes == 25 and cov.balance_tv < 0.03
+
+
+def test_mode_coverage_counts_against_a_brute_force_loop():
+    from genlab.metrics import mode_coverage
+
+    rng = np.random.default_rng(0)
+    means = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [5.0, 5.0]])
+    x = np.concatenate([means[0] + 0.05 * rng.standard_normal((60, 2)), means[1] + 0.2 * rng.standard_normal((30, 2)),
+                        rng.uniform(-1, 2, (10, 2))])  # fmt: skip
+    counts = np.zeros(4, int)
+    good = 0
+    for p in x:
+        d = [np.hypot(*(p - m)) for m in means]
+        k = int(np.argmin(d))
+        if d[k] <= 3 * 0.1:
+            counts[k] += 1
+            good += 1
+    cov = mode_coverage(x, means, 0.1, min_share=0.1)
+    assert np.array_equal(cov.counts, counts) and cov.high_quality == good / len(x)
+    assert cov.modes_covered == int((counts >= 0.1 * len(x) / 4).sum())
+    assert cov.balance_tv == pytest.approx(0.5 * np.abs(counts / counts.sum() - 0.25).sum())
+    collapsed = mode_coverage(np.zeros((50, 2)), means, 0.1)  # everything on one mode
+    assert collapsed.modes_covered == 1 and collapsed.balance_tv == pytest.approx(3 / 4)

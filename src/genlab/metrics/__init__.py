@@ -8,6 +8,7 @@
 - metrics on features/logits (float64): :func:`frechet_distance`, :func:`gaussian_stats`,
   :func:`kernel_inception_distance`, :func:`inception_score`, :func:`conditional_accuracy`,
   :func:`precision_recall`, :func:`memorization_check`
+- 2-D mixtures: :func:`mode_coverage` (modes covered, share of high-quality samples, balance)
 - natural RGB images: :func:`inception_fid` (Inception-v3 via torchmetrics, weights required)
 - :class:`MetricResult` — value + N + reference + feature network; ``describe()`` prints it
 """
@@ -21,6 +22,7 @@ from genlab.metrics.frechet import frechet_distance, frechet_distance_from_featu
 from genlab.metrics.inception import INCEPTION_WEIGHTS, find_inception_weights, inception_fid
 from genlab.metrics.inception_score import conditional_accuracy, inception_score
 from genlab.metrics.kid import kernel_inception_distance, mmd2_unbiased, polynomial_kernel
+from genlab.metrics.modes import ModeCoverage, mode_coverage
 from genlab.metrics.memorization import MemorizationReport, memorization_check, nearest_neighbour_distances
 from genlab.metrics.precision_recall import knn_radii, precision_recall
 from genlab.metrics.reference import ReferenceStats, generator_training_set, reference_images, reference_stats
@@ -34,6 +36,7 @@ __all__ = [
     "INCEPTION_WEIGHTS", "find_inception_weights", "inception_fid",
     "conditional_accuracy", "inception_score",
     "kernel_inception_distance", "mmd2_unbiased", "polynomial_kernel",
+    "ModeCoverage", "mode_coverage",
     "MemorizationReport", "memorization_check", "nearest_neighbour_distances",
     "knn_radii", "precision_recall",
     "ReferenceStats", "generator_training_set", "reference_images", "reference_stats",
