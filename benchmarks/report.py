@@ -252,6 +252,43 @@ def section_vae(r: dict) -> list[str]:
     return lines + [""]
 
 
+def section_gan_modes(r: dict) -> list[str]:
+    st = r["settings"]
+    lines = [
+        "## GAN mode collapse on 2-D mixtures (`python benchmarks/gan_modes.py`)", "", stamp(r), "",
+        f"MLP G and D ({', '.join(map(str, st['hidden']))} hidden units, z of dimension {st['latent_dim']}), {st['steps']} generator updates, "
+        f"batch {st['batch']} per critic update, seeds {', '.join(map(str, st['seeds']))}; {st['n']} samples per run; "
+        f"a mode is covered with {st['coverage']}. High quality: share of samples within 3σ of their nearest mode. "
+        "Balance: total-variation distance of the modes' shares from uniform (0 = balanced).", "",
+        "| data | method | modes covered: mean (min–max) | high quality | balance TV | training per run |",
+        "|---|---|---|---|---|---|",
+    ]  # fmt: skip
+    for key, v in r["summary"].items():
+        data, method = key.split("/", 1)
+        lines.append(f"| {data} | {method} | {v['modes_mean']:.1f} ({v['modes_min']}–{v['modes_max']}) of {v['num_modes']} "
+                     f"| {v['high_quality_mean']:.3f} | {v['balance_tv_mean']:.3f} | {v['train_seconds_mean']:.0f} s |")
+    return lines + ["", "![samples of the first seed](benchmarks/results/gan_modes.png)", ""]
+
+
+def section_families(r: dict) -> list[str]:
+    lines = [
+        "## Three families on MNIST at the same CPU budget (`GENLAB_DATA=... python benchmarks/families_mnist.py`)", "", stamp(r), "",
+        f"Each model: {r['cpu_seconds_budget']:.0f} s of CPU time (all threads together). FID, KID, precision and recall at "
+        f"N = {r['n']} against {r['reference']}, features: {r['feature_net']}; {r['train_images']} training images.", "",
+        "| model | steps | training (CPU / wall) | parameters | FID | × floor | KID | precision | recall | sampling per image |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]  # fmt: skip
+    floor = r["rows"]["floor"]["FID"]["value"]
+    for row in r["rows"].values():
+        train = f"{row['train_cpu_seconds']:.0f} s / {row['train_wall_seconds']:.0f} s" if "steps" in row else "—"
+        lines.append(f"| {row['label']} | {row.get('steps', '—')} | {train} | {row['params'] / 1e6:.2f} M |" if "params" in row
+                     else f"| {row['label']} | — | — | — |")  # fmt: skip
+        lines[-1] += (f" {row['FID']['value']:.1f} | {row['FID']['value'] / floor:.2f} | {row['KID']['value']:.4g} | "
+                      f"{row['precision']['value']:.3f} | {row['recall']['value']:.3f} | "
+                      + (f"{row['sample_ms_per_image']:.2f} ms |" if "sample_ms_per_image" in row else "— |"))
+    return lines + [""]
+
+
 def section_generic(name: str, r: dict) -> list[str]:
     body = {k: v for k, v in r.items() if k not in ("date", "machine", "python", "torch", "numpy", "torch_threads", "gpu")}
     return [f"## {name}", "", stamp(r), "", "```json", json.dumps(body, indent=2, ensure_ascii=False), "```", ""]
@@ -263,7 +300,8 @@ def main() -> None:
     known = {"demo": section_demo, "unet_throughput": section_unet, "mnist_5min": section_five_minutes,
              "fashion_mnist_5min": section_five_minutes, "guidance_mnist": section_guidance,
              "mnist_recipes": section_recipes, "samplers_mnist": section_samplers,
-             "em_vs_sklearn": section_em, "vae_mnist": section_vae}
+             "em_vs_sklearn": section_em, "vae_mnist": section_vae, "gan_modes": section_gan_modes,
+             "families_mnist": section_families}
     for name, fn in known.items():
         if (r := load(name)) is not None:
             out += fn(r)
