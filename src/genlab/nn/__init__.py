@@ -6,11 +6,13 @@
 - :mod:`genlab.nn.mlp`, :mod:`genlab.nn.classifier`  MLP and CNN classifiers
 - :mod:`genlab.nn.noisy_classifier`  time-conditioned classifier p(y | x_t, t) for classifier guidance
 - :mod:`genlab.nn.vae`           VAE, β-VAE and conditional VAE
+- :mod:`genlab.nn.autoencoder`   KL-regularised convolutional autoencoder (latent diffusion's first stage)
 - :mod:`genlab.nn.gan`           DCGAN and MLP generators/discriminators, GAN losses, WGAN-GP, spectral norm
 - :mod:`genlab.nn.stylegan`      a small StyleGAN-style generator: mapping network, modulated convolutions,
   noise inputs, style mixing, truncation
 """
 
+from genlab.nn.autoencoder import Autoencoder, AutoencoderConfig, autoencoder_loss, latent_scale_factor
 from genlab.nn.classifier import (
     ConvClassifier,
     ConvClassifierConfig,
@@ -48,6 +50,7 @@ from genlab.nn.vae import (
 )
 
 __all__ = [
+    "Autoencoder", "AutoencoderConfig", "autoencoder_loss", "latent_scale_factor",
     "VAE", "ConvClassifier", "ConvClassifierConfig", "DCGANConfig", "DCGANDiscriminator", "DCGANGenerator",
     "MLPClassifier", "MLPConfig", "MLPDiscriminator", "MLPGenerator", "NoisyClassifier",
     "NoisyClassifierConfig", "StyleGANConfig", "StyleGenerator", "TimestepEmbedding",

@@ -67,6 +67,7 @@ MODEL_CLASSES: dict[str, tuple[str, str]] = {
     "DCGANGenerator": ("genlab.nn.gan:DCGANGenerator", "genlab.nn.gan:DCGANConfig"),
     "DCGANDiscriminator": ("genlab.nn.gan:DCGANDiscriminator", "genlab.nn.gan:DCGANConfig"),
     "StyleGenerator": ("genlab.nn.stylegan:StyleGenerator", "genlab.nn.stylegan:StyleGANConfig"),
+    "Autoencoder": ("genlab.nn.autoencoder:Autoencoder", "genlab.nn.autoencoder:AutoencoderConfig"),
 }
 
 
