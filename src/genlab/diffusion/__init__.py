@@ -8,6 +8,7 @@
 - :mod:`.denoisers`         the one denoiser interface x̂₀ = D(x_t, t) and its adapters (ε/x₀/v nets, EDM)
 - :mod:`.guidance`          classifier-free guidance as a denoiser wrapper
 - :mod:`.classifier_guidance`  classifier guidance: ∇ log p(y | x_t) as a denoiser wrapper; the noisy classifier's loss
+- :mod:`.score`             the score ∇ log p: Tweedie conversions, DSM and sliced SM, annealed Langevin, the reverse-time SDE
 - :mod:`.exact`             closed forms for Gaussian-mixture data: noised density, score, p_t(y|x), E[x₀|x_t]
 - :mod:`.thresholding`      clipping and dynamic thresholding of x̂₀ as denoiser wrappers
 - :mod:`.noise`             per-sample noise: sample i depends on (seed, i) only
@@ -68,6 +69,20 @@ from genlab.diffusion.samplers import (
     timesteps_grid,
 )
 from genlab.diffusion.sampling import SAMPLERS, default_grid, grid_kind, sample
+from genlab.diffusion.score import (
+    annealed_langevin_sample,
+    denoiser_score,
+    denoising_score_matching_loss,
+    eps_from_score,
+    ncsn_sigmas,
+    noise_level_score,
+    reverse_sde_sample,
+    score_from_eps,
+    score_from_x0,
+    sde_coefficients,
+    sliced_score_matching_loss,
+    x0_from_score,
+)
 from genlab.diffusion.schedules import (
     SCHEDULES,
     NoiseSchedule,
@@ -96,4 +111,7 @@ __all__ = [
     "min_snr_weight", "noise_level_range", "normal_kl", "ode_sample", "posterior_coefficients", "predict_x0_eps", "process_from_config", "q_posterior",
     "q_sample", "q_step", "quadratic_betas", "randn_like", "rescale_zero_terminal_snr", "sample",
     "sampling_grid", "sigma_grid", "sigmoid_betas", "snr", "target_from_x0_eps", "timesteps_grid", "unipc_sample", "variational_bound",
+    "annealed_langevin_sample", "denoiser_score", "denoising_score_matching_loss", "eps_from_score", "ncsn_sigmas",
+    "noise_level_score", "reverse_sde_sample", "score_from_eps", "score_from_x0", "sde_coefficients",
+    "sliced_score_matching_loss", "x0_from_score",
 ]  # fmt: skip
