@@ -106,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="also learn the reverse variance, with the hybrid loss (Nichol & Dhariwal 2021); DDPM sampling then uses it")
     train.add_argument("--base-channels", type=positive_int, default=None, help="U-Net width at full resolution")
     train.add_argument("--channel-mults", type=int_tuple, default=None, help="U-Net levels, e.g. 1,2,2")
+    train.add_argument("--latent", action="store_true", help="latent diffusion: train an autoencoder first (in OUT/autoencoder), then the diffusion model on its latents")
+    train.add_argument("--ae-steps", type=positive_int, default=2000, help="autoencoder training steps with --latent (default: 2000)")
     train.add_argument("--toy", choices=TOY_SHAPES, default="moons", help="toy 2-D distribution for --dataset toy2d")
     train.add_argument("--ckpt-every", type=positive_int, default=500, help="checkpoint interval in steps (default: 500)")
     train.add_argument("--sample-every", type=non_negative_int, default=0, help="write a sample grid every N steps (0: only at the end)")
@@ -254,13 +256,33 @@ def cmd_train(args) -> None:
     if args.dataset == "cifar10":
         print("note: CIFAR-10 (50 000 RGB images, 3×32×32) is slow to train on a CPU: good samples need "
               "GPU-hours; on a CPU, use a small --steps to try the pipeline (a GPU is used automatically when present)", flush=True)
-    out = args.out or Path("outputs") / args.dataset
+    if args.latent and args.dataset not in ("mnist", "fashion_mnist", "cifar10"):
+        raise GenlabError(f"--latent is for 28×28 and 32×32 images (mnist, fashion_mnist, cifar10); {args.dataset} is too small to compress")
+    if args.latent and args.learned_variance:
+        raise GenlabError("--learned-variance needs pixel data (its bound ends in a discretised pixel decoder); drop it or --latent")
+    out = args.out or Path("outputs") / (f"{args.dataset}-latent" if args.latent else args.dataset)
     data = load_training_data(args.dataset, toy=args.toy, seed=args.seed)
+    frozen, wrap, latent = None, (lambda model: model), None
+    if args.latent:
+        from genlab.latent_pipeline import AUTOENCODER_KEY, LatentDiffusionModel, encode_dataset, train_autoencoder
+
+        print(f"stage 1: the autoencoder on {args.dataset} ({len(data[0])} images) → {out / 'autoencoder'}", flush=True)
+        ae_run = train_autoencoder(data[0], dataset=args.dataset, steps=args.ae_steps, batch_size=args.batch_size, seed=args.seed,
+                                   out_dir=out / "autoencoder", resume=args.resume, overwrite=args.overwrite)  # fmt: skip
+        autoencoder = ae_run.model.eval()
+        with torch.no_grad():
+            recon = autoencoder.decode(autoencoder.encode(data[0][:512])[0])
+        latents, scale = encode_dataset(autoencoder, data[0], seed=args.seed)
+        print(f"autoencoder: {ae_run.step} steps, reconstruction MSE {float(((recon - data[0][:512]) ** 2).mean()):.4f} on 512 training images; "
+              f"latents {tuple(latents.shape[1:])}, scale factor {scale:.4f}", flush=True)  # fmt: skip
+        data = (latents, *data[1:])
+        frozen, latent = {AUTOENCODER_KEY: autoencoder}, {"scale_factor": scale, "image_shape": list(autoencoder_image_shape(autoencoder))}
+        wrap = lambda model: LatentDiffusionModel(model, autoencoder, scale)  # noqa: E731
     spec = DiffusionSpec(
         dataset=args.dataset, shape=tuple(data[0].shape[1:]),
         num_classes=int(data[1].max()) + 1 if args.conditional else 0,
         schedule=args.schedule, prediction=args.prediction, toy=args.toy if args.dataset == "toy2d" else None,
-        clip=None if args.dataset == "toy2d" else (-1.0, 1.0), learned_variance=args.learned_variance,
+        clip=None if args.dataset == "toy2d" or args.latent else (-1.0, 1.0), learned_variance=args.learned_variance, latent=latent,
     )  # fmt: skip
     options = TrainOptions(
         steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed, min_snr_gamma=args.min_snr_gamma,
@@ -272,13 +294,18 @@ def cmd_train(args) -> None:
     nrow = spec.num_classes or None
 
     def sample_fn(model, step):
-        samples = generate(model, spec, n_show, steps=50, labels=labels(n_show), seed=args.seed)
+        samples = generate(wrap(model), spec, n_show, steps=50, labels=labels(n_show), seed=args.seed)
         save_samples(samples, spec, out / "samples" / f"step_{step:06d}.png", nrow=nrow)
 
-    print(f"training on {args.dataset} ({len(data[0])} examples, shape {spec.shape}) → {out}", flush=True)
-    result = train_diffusion(spec, data, options, out_dir=out, resume=args.resume, overwrite=args.overwrite,
-                             sample_fn=sample_fn if args.sample_every else None)
-    samples = generate(result.best_model.eval(), spec, n_show, steps=50, labels=labels(n_show), seed=args.seed)
+    print(f"{'stage 2: ' if args.latent else ''}training on {args.dataset} ({len(data[0])} examples, shape {spec.shape}) → {out}", flush=True)
+    resume = args.resume
+    if args.latent and resume:  # a run stopped after stage 1 has no diffusion checkpoint yet: stage 2 starts afresh
+        from genlab.train.checkpoint import has_checkpoint
+
+        resume = has_checkpoint(out)
+    result = train_diffusion(spec, data, options, out_dir=out, resume=resume, overwrite=args.overwrite,
+                             sample_fn=sample_fn if args.sample_every else None, frozen=frozen)
+    samples = generate(wrap(result.best_model.eval()), spec, n_show, steps=50, labels=labels(n_show), seed=args.seed)
     path = save_samples(samples, spec, out / "samples.png", nrow=nrow)
     import matplotlib.pyplot as plt
 
@@ -288,6 +315,11 @@ def cmd_train(args) -> None:
     ax.figure.savefig(out / "loss.png", dpi=120, bbox_inches="tight")
     plt.close(ax.figure)
     print(f"done: {result.step} steps, final loss {sum(result.losses[-50:]) / max(len(result.losses[-50:]), 1):.4f}; checkpoints in {out}, samples in {path}")
+
+
+def autoencoder_image_shape(autoencoder) -> tuple[int, int, int]:
+    c = autoencoder.config
+    return (c.in_channels, c.image_size, c.image_size)
 
 
 def cmd_train_gan(args) -> None:
@@ -302,7 +334,7 @@ def cmd_train_gan(args) -> None:
     given = [flag for flag, on in (("--conditional", args.conditional), ("--schedule", args.schedule != "linear"),
                                    ("--prediction", args.prediction != "epsilon"), ("--min-snr-gamma", args.min_snr_gamma is not None),
                                    ("--learned-variance", args.learned_variance), ("--base-channels", args.base_channels is not None),
-                                   ("--channel-mults", args.channel_mults is not None), ("--lr", args.lr is not None)) if on]  # fmt: skip
+                                   ("--channel-mults", args.channel_mults is not None), ("--lr", args.lr is not None), ("--latent", args.latent)) if on]  # fmt: skip
     if given:
         raise GenlabError(f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} for diffusion models; the {args.model} recipe "
                           "fixes its own loss and learning rate (drop them, or train --model diffusion)")  # fmt: skip
@@ -368,6 +400,9 @@ def cmd_train_classifier(args) -> None:
     _, spec = load_diffusion(args.ckpt)
     if len(spec.shape) != 3:
         raise GenlabError(f"checkpoint at {args.ckpt} models {spec.dataset} points; classifier guidance here is for image models")
+    if spec.latent:
+        raise GenlabError(f"checkpoint at {args.ckpt} is a latent diffusion model: classifier guidance needs a classifier on its latents, "
+                          "which genlab does not train; use a --conditional model with --guidance instead")  # fmt: skip
     out = args.out or args.ckpt / "classifier"
     train = load_training_data(spec.dataset)
     print(f"training a noise-aware classifier on {spec.dataset} ({len(train[0])} images, the model's {spec.process['kind']} process) → {out}", flush=True)

@@ -67,6 +67,7 @@ class DiffusionSpec:
     clip: tuple[float, float] | None = (-1.0, 1.0)  # data range for clipping x̂₀; None: no clipping
     process: dict | None = None  # the process as data (Process.config()); None: make_schedule(schedule, T)
     learned_variance: bool = False  # the network also outputs the reverse variance (Nichol & Dhariwal 2021)
+    latent: dict | None = None  # latent diffusion: {"scale_factor": s_f, "image_shape": [C, H, W]}; shape is the latent's
 
     def __post_init__(self):
         if self.process is None:
@@ -79,6 +80,11 @@ class DiffusionSpec:
     @property
     def null_label(self) -> int | None:
         return self.num_classes if self.num_classes else None
+
+    @property
+    def image_shape(self) -> tuple[int, ...]:
+        """The shape of one generated sample: the decoded image for a latent model, else ``shape``."""
+        return tuple(self.latent["image_shape"]) if self.latent else tuple(self.shape)
 
     def make_process(self):
         return process_from_config(self.process)
@@ -99,6 +105,8 @@ class DiffusionSpec:
             "clip": lambda v: v is None or (isinstance(v, list) and len(v) == 2 and all(isinstance(c, (int, float)) for c in v) and v[0] < v[1]),
             "process": lambda v: v is None or (isinstance(v, dict) and "kind" in v),
             "learned_variance": lambda v: isinstance(v, bool),
+            "latent": lambda v: v is None or (isinstance(v, dict) and isinstance(v.get("scale_factor"), (int, float)) and v["scale_factor"] > 0
+                                              and isinstance(v.get("image_shape"), list) and len(v["image_shape"]) == 3),
         }
         for key, ok in checks.items():
             if key in raw and not ok(raw[key]):
@@ -201,9 +209,11 @@ def train_diffusion(
     overwrite: bool = False,
     sample_fn: Callable[[nn.Module, int], None] | None = None,
     progress: bool = True,
+    frozen: dict[str, nn.Module] | None = None,
 ) -> TrainResult:
     """Build the default network for ``spec`` and train it on ``data`` with its loss.
 
+    ``frozen`` models (a latent model's autoencoder) are saved in the checkpoints, untrained.
     The run's identity — the diffusion setup and the objective — goes to the trainer, which refuses
     to resume a checkpoint written with another one. The caller's global RNG is left untouched.
     """
@@ -217,7 +227,7 @@ def train_diffusion(
     metadata = {"diffusion": spec_json, "train_options": dataclasses.asdict(options), "loss": loss_fn.config()}
     return fit(
         model, loss_fn, data, config, out_dir=out_dir, resume=resume, overwrite=overwrite, identity=identity,
-        sample_fn=sample_fn, metadata=metadata, progress=progress,
+        sample_fn=sample_fn, metadata=metadata, progress=progress, frozen=frozen,
     )  # fmt: skip
 
 
@@ -227,7 +237,13 @@ def load_diffusion(path: str | Path, *, use_ema: bool = True, device: str | torc
     raw = cfg.get("metadata", {}).get("diffusion")
     if not raw:
         raise CheckpointError(f"checkpoint at {path} holds a {type(model).__name__}, not a diffusion model (no diffusion metadata)")
-    return model, DiffusionSpec.from_json(raw, where=f"checkpoint at {path}")
+    spec = DiffusionSpec.from_json(raw, where=f"checkpoint at {path}")
+    if spec.latent:
+        from genlab.latent_pipeline import AUTOENCODER_KEY, LatentDiffusionModel
+
+        autoencoder, _ = load_model(path, use_ema=False, device=device, name=AUTOENCODER_KEY)
+        model = LatentDiffusionModel(model, autoencoder, spec.latent["scale_factor"]).eval()
+    return model, spec
 
 
 def make_denoiser(model: nn.Module, spec: DiffusionSpec, guidance: float = 1.0, process=None,
@@ -347,6 +363,9 @@ def generate(
         raise ConfigError(f"eta is DDIM's noise level; the {sampler} sampler does not take it (drop --eta, or use --sampler ddim)")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ConfigError(f"seed must be a non-negative int, got {seed!r}")
+    if spec.latent and (return_trajectory or not hasattr(model, "decode")):
+        raise ConfigError("a latent diffusion model samples through its autoencoder: load it with load_diffusion "
+                          "(its trajectory lives in latent space and is not returned)")  # fmt: skip
     if guidance != 1.0 and not spec.num_classes:
         raise ConfigError("guidance needs a class-conditional model; this one was trained without --conditional (drop --guidance)")
     classifier_scale = check_finite("classifier scale", classifier_scale)
@@ -382,6 +401,8 @@ def generate(
     if stats is not None:
         stats["nfe"] = denoiser.calls / -(-n // batch_size)  # calls per chunk = per sample
         stats["grid"] = grid_kind(process, sampler, grid)
+    if spec.latent:  # latent diffusion: decode the sampled latents
+        return model.decode(out)
     return out
 
 
@@ -449,7 +470,7 @@ def save_samples(samples: torch.Tensor, spec: DiffusionSpec, path: str | Path, n
     if len(spec.shape) == 3:
         from genlab.viz import save_grid
 
-        return save_grid(samples, path, nrow=nrow, scale=4 if spec.shape[-1] >= 16 else 6, format=fmt)
+        return save_grid(samples, path, nrow=nrow, scale=4 if spec.image_shape[-1] >= 16 else 6, format=fmt)
     import matplotlib
 
     matplotlib.use("Agg", force=False)

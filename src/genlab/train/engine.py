@@ -309,7 +309,11 @@ def _flat(d: dict, prefix: str = "") -> dict:
 def _differences(saved: dict | None, now: dict | None) -> list[str]:
     a, b = _flat(saved or {}), _flat(now or {})
     unset = "(unset)"
-    return [f"{k}: {a.get(k, unset)!r} in the checkpoint, {b.get(k, unset)!r} now" for k in sorted(set(a) | set(b)) if a.get(k, unset) != b.get(k, unset)]
+
+    def value(d: dict, k: str):  # a setting added later with the default None reads as unset
+        return unset if d.get(k) is None else d[k]
+
+    return [f"{k}: {value(a, k)!r} in the checkpoint, {value(b, k)!r} now" for k in sorted(set(a) | set(b)) if value(a, k) != value(b, k)]
 
 
 def _save(state: TrainState, out_dir: Path, device, config: TrainConfig, identity, metadata) -> None:

@@ -57,6 +57,7 @@ def fit(
     progress: bool = True,
     identity: dict | None = None,
     overwrite: bool = False,
+    frozen: dict[str, nn.Module] | None = None,
 ) -> TrainResult:
     """Train ``model`` to minimise ``loss_fn`` over ``data`` and return a :class:`TrainResult`.
 
@@ -67,11 +68,16 @@ def fit(
     there (without either, an existing run is refused). ``identity`` (JSON-able) must be equal
     to resume; ``metadata`` (JSON-able) is stored for whoever loads the model later.
     ``sample_fn(model, step)`` is called every ``config.sample_every`` steps with the EMA model
-    (or the model) in eval mode.
+    (or the model) in eval mode. ``frozen`` models (by name, e.g. a latent diffusion model's
+    autoencoder) are not trained but saved in every checkpoint with the model, so that it is
+    self-contained; ``loss_fn`` does not see them.
     """
     model.to(resolve_device(config.device)).train()
+    frozen = frozen or {}
+    if "model" in frozen:
+        raise ValueError("a frozen model cannot be named 'model' (that is the trained one)")
     state = TrainState(
-        models={"model": model},
+        models={"model": model, **{name: m.eval().requires_grad_(False) for name, m in frozen.items()}},
         optimizers={"model": torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)},
         emas={"model": EMA(model, config.ema_decay)} if config.ema_decay else {},
     )
