@@ -23,6 +23,9 @@ Rows:
 - diffusion: the course default (``genlab train --dataset mnist``), DDIM 50 steps.
 - VAE: genlab.nn.vae conv VAE (latent 16, Bernoulli decoder on the grey levels), AdamW 1e-3;
   samples are decoder means E[x|z] at z ~ N(0, I) (the blur of a VAE is its mean, not noise).
+- latent (``--models diffusion,latent --tag latent_mnist``: latent vs pixel diffusion at equal CPU
+  time): ``genlab train --latent`` — as many autoencoder steps as U-Net steps on the 4×8×8 latents,
+  both inside the one budget; DDIM 50 steps, then the decoder.
 """
 
 from __future__ import annotations
@@ -97,6 +100,25 @@ def vae_trainer(images: torch.Tensor):
     return run
 
 
+def latent_trainer(images: torch.Tensor):
+    """Latent diffusion (``genlab train --latent``): ``steps`` autoencoder steps, then ``steps`` U-Net steps on the latents."""
+    from genlab.latent_pipeline import LatentDiffusionModel, encode_dataset, train_autoencoder
+
+    def run(steps: int):
+        ae = train_autoencoder(images, dataset="mnist", steps=steps, progress=False).model.eval()
+        latents, scale = encode_dataset(ae, images)
+        spec = DiffusionSpec(dataset="mnist", shape=tuple(latents.shape[1:]), clip=None,
+                             latent={"scale_factor": scale, "image_shape": list(images.shape[1:])})  # fmt: skip
+        options = TrainOptions()
+        torch.manual_seed(options.seed)
+        result = fit(build_model(spec), make_loss(spec, options), (latents,), train_config(dataclasses.replace(options, steps=steps, ckpt_every=0)),
+                     progress=False)  # fmt: skip
+        model = LatentDiffusionModel(result.ema.eval(), ae, scale)
+        return model, lambda n: generate(model, spec, n, sampler="ddim", steps=50, seed=0), {"loss": result.losses}
+
+    return run
+
+
 def budgeted(run, cpu_seconds: float) -> tuple[int, dict]:
     """Steps that fit ``cpu_seconds`` of CPU time, from two short runs (6 and 30 steps)."""
     with Timed() as short:
@@ -111,6 +133,7 @@ def main() -> None:
     ap.add_argument("--cpu-seconds", type=float, default=300.0, help="budget per model: seconds of CPU time, all threads together")
     ap.add_argument("--n", type=int, default=2000, help="samples scored, and real reference images")
     ap.add_argument("--models", default="dcgan,wgan-gp,sngan,stylegan,diffusion,vae")
+    ap.add_argument("--tag", default="families_mnist", help="results name (benchmarks/results/TAG.json)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1: CPU time then measures work alone)")
     ap.add_argument("--quick", action="store_true", help="20 s budgets, N = 300, nothing saved")
     args = ap.parse_args()
@@ -132,7 +155,8 @@ def main() -> None:
     rows = {"floor": {"label": f"{args.n} real training images (the floor)", **scored(train_x[floor_idx], "mnist", args.n, None, net)}}
     trainers = {**{m: (f"GAN: {m}", lambda m=m: gan_trainer(m, train_x)) for m in GAN_MODELS},
                 "diffusion": ("diffusion: genlab U-Net, DDIM 50", lambda: diffusion_trainer(train_x)),
-                "vae": ("VAE: conv, latent 16", lambda: vae_trainer(train_x))}  # fmt: skip
+                "vae": ("VAE: conv, latent 16", lambda: vae_trainer(train_x)),
+                "latent": ("latent diffusion: AE 4×8×8 + U-Net", lambda: latent_trainer(train_x))}  # fmt: skip
     for name in args.models.split(","):
         if name not in trainers:
             raise SystemExit(f"unknown model {name!r}; use {', '.join(trainers)}")
@@ -149,7 +173,7 @@ def main() -> None:
                  "sample_wall_seconds": s.wall, "sample_ms_per_image": 1000 * s.wall / args.n, "load_average_at_start": load, **cal}  # fmt: skip
         print(f"  trained in {t.cpu:.0f} CPU s / {t.wall:.0f} s wall; {stats['params'] / 1e6:.2f} M parameters; "
               f"sampling {stats['sample_ms_per_image']:.2f} ms per image", flush=True)
-        grid = RESULTS / f"families_mnist_{name}.png"
+        grid = RESULTS / f"{args.tag}_{name}.png"
         if not args.quick:
             save_grid(samples[:100], grid, nrow=10, scale=2)
         rows[name] = {"label": label, **stats, **scored(samples, "mnist", args.n, None, net), "grid": str(grid.relative_to(RESULTS.parent.parent))}
@@ -162,7 +186,7 @@ def main() -> None:
     if args.quick:
         print("quick run: nothing saved")
         return
-    save("families_mnist", {**info, "dataset": "mnist", "n": args.n, "reference": f"{args.n} real {net.reference} images",
+    save(args.tag, {**info, "command": "python benchmarks/families_mnist.py " + " ".join(sys.argv[1:]), "dataset": "mnist", "n": args.n, "reference": f"{args.n} real {net.reference} images",
                             "feature_net": net.describe(), "train_images": len(train_x), "cpu_seconds_budget": cpu_budget,
                             "rows": rows})  # fmt: skip
 

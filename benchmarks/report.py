@@ -270,9 +270,10 @@ def section_gan_modes(r: dict) -> list[str]:
     return lines + ["", "![samples of the first seed](benchmarks/results/gan_modes.png)", ""]
 
 
-def section_families(r: dict) -> list[str]:
+def section_families(r: dict, title: str = "Three families on MNIST at the same CPU budget") -> list[str]:
+    command = r.get("command", "python benchmarks/families_mnist.py")
     lines = [
-        "## Three families on MNIST at the same CPU budget (`GENLAB_DATA=... python benchmarks/families_mnist.py`)", "", stamp(r), "",
+        f"## {title} (`GENLAB_DATA=... {command}`)", "", stamp(r), "",
         f"Each model: {r['cpu_seconds_budget']:.0f} s of CPU time (all threads together). FID, KID, precision and recall at "
         f"N = {r['n']} against {r['reference']}, features: {r['feature_net']}; {r['train_images']} training images.", "",
         "| model | steps | training (CPU / wall) | parameters | FID | × floor | KID | precision | recall | sampling per image |",
@@ -301,7 +302,8 @@ def main() -> None:
              "fashion_mnist_5min": section_five_minutes, "guidance_mnist": section_guidance,
              "mnist_recipes": section_recipes, "samplers_mnist": section_samplers,
              "em_vs_sklearn": section_em, "vae_mnist": section_vae, "gan_modes": section_gan_modes,
-             "families_mnist": section_families}
+             "families_mnist": section_families,
+             "latent_mnist": lambda r: section_families(r, "Latent vs pixel-space diffusion on MNIST at the same CPU budget")}
     for name, fn in known.items():
         if (r := load(name)) is not None:
             out += fn(r)

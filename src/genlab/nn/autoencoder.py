@@ -50,7 +50,7 @@ class AutoencoderConfig:
     image_size: int = 28  # S; padded up to a multiple of 8 (28 → 32), so the latent side s = S/4 is even
     in_channels: int = 1  # C
     latent_channels: int = 4  # c of the latent grid
-    channels: tuple[int, ...] = (32, 64)  # feature channels at full and half resolution (the latent is at a quarter)
+    channels: tuple[int, ...] = (16, 32)  # feature channels at full and half resolution (the latent is at a quarter); CPU-sized
     kl_weight: float = 1e-6  # λ_KL
 
     def __post_init__(self) -> None:
