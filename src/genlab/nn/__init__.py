@@ -6,6 +6,7 @@
 - :mod:`genlab.nn.mlp`, :mod:`genlab.nn.classifier`  MLP and CNN classifiers
 - :mod:`genlab.nn.noisy_classifier`  time-conditioned classifier p(y | x_t, t) for classifier guidance
 - :mod:`genlab.nn.vae`           VAE, β-VAE and conditional VAE
+- :mod:`genlab.nn.text_encoder`  word-level prompt tokenizer and a tiny transformer text encoder
 - :mod:`genlab.nn.autoencoder`   KL-regularised convolutional autoencoder (latent diffusion's first stage)
 - :mod:`genlab.nn.gan`           DCGAN and MLP generators/discriminators, GAN losses, WGAN-GP, spectral norm
 - :mod:`genlab.nn.stylegan`      a small StyleGAN-style generator: mapping network, modulated convolutions,
@@ -36,6 +37,7 @@ from genlab.nn.gan import (
 from genlab.nn.mlp import MLPClassifier, MLPConfig, make_mlp
 from genlab.nn.noisy_classifier import NoisyClassifier, NoisyClassifierConfig
 from genlab.nn.stylegan import StyleGANConfig, StyleGenerator, style_mix, truncate
+from genlab.nn.text_encoder import PromptTokenizer, TextEncoder, TextEncoderConfig
 from genlab.nn.toy_denoiser import ToyDenoiser, ToyDenoiserConfig
 from genlab.nn.unet import UNet, UNetConfig, count_parameters
 from genlab.nn.vae import (
@@ -53,7 +55,7 @@ __all__ = [
     "Autoencoder", "AutoencoderConfig", "autoencoder_loss", "latent_scale_factor",
     "VAE", "ConvClassifier", "ConvClassifierConfig", "DCGANConfig", "DCGANDiscriminator", "DCGANGenerator",
     "MLPClassifier", "MLPConfig", "MLPDiscriminator", "MLPGenerator", "NoisyClassifier",
-    "NoisyClassifierConfig", "StyleGANConfig", "StyleGenerator", "TimestepEmbedding",
+    "NoisyClassifierConfig", "PromptTokenizer", "StyleGANConfig", "StyleGenerator", "TextEncoder", "TextEncoderConfig", "TimestepEmbedding",
     "ToyDenoiser", "ToyDenoiserConfig", "UNet", "UNetConfig", "VAEConfig", "accuracy", "add_spectral_norm", "count_parameters",
     "cross_entropy_loss", "discriminator_loss", "elbo_terms", "gaussian_kl", "generator_loss", "gradient_penalty", "importance_log_likelihood", "make_mlp", "predict",
     "reconstruction_nll", "reparameterize", "sinusoidal_embedding", "style_mix", "train_classifier", "truncate", "vae_loss",

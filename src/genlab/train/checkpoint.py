@@ -68,6 +68,7 @@ MODEL_CLASSES: dict[str, tuple[str, str]] = {
     "DCGANDiscriminator": ("genlab.nn.gan:DCGANDiscriminator", "genlab.nn.gan:DCGANConfig"),
     "StyleGenerator": ("genlab.nn.stylegan:StyleGenerator", "genlab.nn.stylegan:StyleGANConfig"),
     "Autoencoder": ("genlab.nn.autoencoder:Autoencoder", "genlab.nn.autoencoder:AutoencoderConfig"),
+    "TextEncoder": ("genlab.nn.text_encoder:TextEncoder", "genlab.nn.text_encoder:TextEncoderConfig"),
 }
 
 
