@@ -444,3 +444,25 @@ def test_rng_states_of_another_machine_are_skipped():
 def test_train_config_rejects_bad_values(bad):
     with pytest.raises(ConfigError, match=next(iter(bad))):
         TrainConfig(**bad)
+
+
+def test_a_config_field_added_later_keeps_old_runs_resumable(tmp_path):
+    # A run written before UNetConfig had `context_dim`: its config.json lacks the field.
+    import json
+
+    from genlab.nn import UNet, UNetConfig
+
+    def unet():
+        torch.manual_seed(0)
+        return UNet(UNetConfig(image_size=8, base_channels=8, channel_mults=(1, 2), attention_resolutions=(4,), num_res_blocks=1))
+
+    loss = lambda m, batch, g: m(batch[0], torch.zeros(len(batch[0]), dtype=torch.long)).square().mean()  # noqa: E731
+    data = (torch.randn(16, 1, 8, 8),)
+    fit(unet(), loss, data, TrainConfig(steps=2, batch_size=8), out_dir=tmp_path, progress=False)
+    from genlab.train.checkpoint import resolve_checkpoint
+
+    config_file = resolve_checkpoint(tmp_path) / "config.json"
+    cfg = json.loads(config_file.read_text())
+    del cfg["models"]["model"]["config"]["context_dim"]
+    config_file.write_text(json.dumps(cfg))
+    assert fit(unet(), loss, data, TrainConfig(steps=3, batch_size=8), out_dir=tmp_path, resume=True, progress=False).step == 3

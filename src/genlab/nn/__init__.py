@@ -1,7 +1,7 @@
 """genlab.nn: the networks of the course.
 
 - :mod:`genlab.nn.embeddings`    sinusoidal timestep encoding
-- :mod:`genlab.nn.unet`          time- (and class-) conditioned U-Net for diffusion
+- :mod:`genlab.nn.unet`          time- (and class-) conditioned U-Net for diffusion, optional cross-attention to a context (text)
 - :mod:`genlab.nn.toy_denoiser`  residual MLP denoiser for 2-D toy data
 - :mod:`genlab.nn.mlp`, :mod:`genlab.nn.classifier`  MLP and CNN classifiers
 - :mod:`genlab.nn.noisy_classifier`  time-conditioned classifier p(y | x_t, t) for classifier guidance

@@ -12,6 +12,9 @@ Conditioning: the timestep t goes through a sinusoidal encoding and an MLP (genl
 a class label y ∈ {0 … K−1} adds a learned embedding; label K is the "null" class used for
 classifier-free guidance (and when y is None). Every residual block receives this vector and
 applies it as a per-channel scale and shift after its second GroupNorm (FiLM, as in improved DDPM).
+With ``context_dim`` > 0 a :class:`CrossAttention` block follows every self-attention (and the
+middle one): the image attends to a context such as a text encoder's hidden states (Stable
+Diffusion's text conditioning), its padded tokens masked out.
 
 CPU-first choices: one skip connection per level (not per block), attention only where the
 feature map is small (self-attention costs O((HW)²)), channels_last memory format, and no
@@ -43,6 +46,7 @@ class UNetConfig:
     dropout: float = 0.0  # inside residual blocks
     groups: int = 8  # GroupNorm groups
     out_channels: int = 0  # output channels; 0: in_channels (2 × in_channels for a learned variance)
+    context_dim: int = 0  # > 0: cross-attention to a context (N, L, context_dim), e.g. text, wherever there is self-attention
 
     def __post_init__(self):
         self.channel_mults = tuple(self.channel_mults)
@@ -109,6 +113,45 @@ class SelfAttention(nn.Module):
         return x + out.reshape(b, h, w, c).permute(0, 3, 1, 2)
 
 
+class CrossAttention(nn.Module):
+    """Multi-head attention from the H·W positions of a feature map (queries) to the L tokens of a
+    context (keys, values), with a residual connection: how Stable Diffusion's U-Net reads the text.
+
+    ``forward(x (B, C, H, W), context (B, L, d), mask (B, L) bool, True = padding)``. The output
+    projection starts at zero, so a new block is the identity. ``keep_attention = True`` keeps the
+    last attention probabilities (B, heads, HW, L) in ``attention`` (computed without the fused
+    kernel), for attention maps.
+    """
+
+    def __init__(self, channels: int, context_dim: int, num_heads: int, groups: int):
+        super().__init__()
+        self.num_heads = num_heads
+        self.norm = nn.GroupNorm(groups, channels)
+        self.q = nn.Linear(channels, channels)
+        self.kv = nn.Linear(context_dim, 2 * channels)
+        self.proj = nn.Linear(channels, channels)
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
+        self.keep_attention, self.attention = False, None
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        b, c, h, w = x.shape
+        nh, hs = self.num_heads, c // self.num_heads
+        q = self.q(self.norm(x).permute(0, 2, 3, 1).reshape(b, h * w, c)).reshape(b, h * w, nh, hs).transpose(1, 2)  # (B, nh, HW, hs)
+        k, v = self.kv(context).reshape(b, context.shape[1], 2, nh, hs).permute(2, 0, 3, 1, 4)  # (B, nh, L, hs) each
+        keep = None if mask is None else ~mask[:, None, None, :]  # (B, 1, 1, L): True = attend
+        if self.keep_attention:
+            logits = q @ k.transpose(-1, -2) / hs**0.5
+            if keep is not None:
+                logits = logits.masked_fill(~keep, float("-inf"))
+            self.attention = logits.softmax(-1).detach()
+            out = self.attention @ v
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=keep)
+        out = self.proj(out.transpose(1, 2).reshape(b, h * w, c))
+        return x + out.reshape(b, h, w, c).permute(0, 3, 1, 2)
+
+
 class _Stage(nn.Module):
     """The residual blocks (and optional attention) of one U-Net level, in one direction."""
 
@@ -116,10 +159,14 @@ class _Stage(nn.Module):
         super().__init__()
         self.blocks = nn.ModuleList(ResBlock(c_in if i == 0 else c_out, c_out, emb_dim, cfg.groups, cfg.dropout) for i in range(n))
         self.attn = nn.ModuleList(SelfAttention(c_out, cfg.num_heads, cfg.groups) if attention else nn.Identity() for _ in range(n))
+        cross = attention and cfg.context_dim > 0
+        self.cross = nn.ModuleList(CrossAttention(c_out, cfg.context_dim, cfg.num_heads, cfg.groups) for _ in range(n)) if cross else None
 
-    def forward(self, h: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
-        for block, attn in zip(self.blocks, self.attn):
+    def forward(self, h: torch.Tensor, emb: torch.Tensor, context=None, mask=None) -> torch.Tensor:
+        for i, (block, attn) in enumerate(zip(self.blocks, self.attn)):
             h = attn(block(h, emb))
+            if self.cross is not None:
+                h = self.cross[i](h, context, mask)
         return h
 
 
@@ -151,6 +198,7 @@ class UNet(nn.Module):
 
         self.mid1 = ResBlock(c, c, emb_dim, cfg.groups, cfg.dropout)
         self.mid_attn = SelfAttention(c, cfg.num_heads, cfg.groups)
+        self.mid_cross = CrossAttention(c, cfg.context_dim, cfg.num_heads, cfg.groups) if cfg.context_dim else None
         self.mid2 = ResBlock(c, c, emb_dim, cfg.groups, cfg.dropout)
 
         self.decoder, self.up = nn.ModuleList(), nn.ModuleList()
@@ -172,10 +220,15 @@ class UNet(nn.Module):
         """The label meaning "no condition" (for classifier-free guidance), or None if unconditional."""
         return self.config.num_classes if self.config.num_classes else None
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None,
+                context: torch.Tensor | None = None, context_mask: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+        """``context`` (B, L, context_dim) and its padding mask (B, L), True = padding, for a U-Net
+        built with ``context_dim``."""
         cfg = self.config
         if x.shape[1:] != (cfg.in_channels, cfg.image_size, cfg.image_size):
             raise ConfigError(f"this U-Net takes images of shape ({cfg.in_channels}, {cfg.image_size}, {cfg.image_size}), got {tuple(x.shape[1:])}")
+        if (context is None) != (cfg.context_dim == 0) or (context is not None and context.shape[-1] != cfg.context_dim):
+            raise ConfigError(f"this U-Net takes a context of width {cfg.context_dim}" if cfg.context_dim else "this U-Net takes no context (context_dim=0)")
         emb = self.time_embed(t)  # (B, 4·base)
         if self.class_embed is not None:
             if y is None:
@@ -186,12 +239,15 @@ class UNet(nn.Module):
         h = self.conv_in(x.contiguous(memory_format=torch.channels_last))
         skips = []
         for stage, down in zip(self.encoder, self.down):
-            h = stage(h, emb)
+            h = stage(h, emb, context, context_mask)
             skips.append(h)
             h = down(h)
-        h = self.mid2(self.mid_attn(self.mid1(h, emb)), emb)
+        h = self.mid_attn(self.mid1(h, emb))
+        if self.mid_cross is not None:
+            h = self.mid_cross(h, context, context_mask)
+        h = self.mid2(h, emb)
         for stage, up in zip(self.decoder, self.up):
-            h = stage(torch.cat([h, skips.pop()], dim=1), emb)
+            h = stage(torch.cat([h, skips.pop()], dim=1), emb, context, context_mask)
             h = up(h)
         return self.conv_out(F.silu(self.norm_out(h)))
 

@@ -147,6 +147,18 @@ def conform(value, tp):
 
 def build_model(spec: dict[str, Any], *, source: str | os.PathLike = "checkpoint config") -> nn.Module:
     """Rebuild an (untrained) model from :func:`model_spec`'s output, type-checking every field."""
+    cls_spec, config = _read_config(spec, source)
+    return _resolve(cls_spec)(config)
+
+
+def saved_model_spec(spec: dict[str, Any], *, source: str | os.PathLike = "checkpoint config") -> dict[str, Any]:
+    """:func:`model_spec` of the model a checkpoint entry describes, fields it predates at their
+    defaults (so that adding a config field with a default keeps old runs resumable)."""
+    _, config = _read_config(spec, source)
+    return {"class": spec.get("class"), "config": dataclasses.asdict(config)}
+
+
+def _read_config(spec: dict[str, Any], source) -> tuple[str, Any]:
     name = spec.get("class")
     if name not in MODEL_CLASSES:
         raise CheckpointError(
@@ -172,7 +184,7 @@ def build_model(spec: dict[str, Any], *, source: str | os.PathLike = "checkpoint
                 f"{source}: {name}.{key} is {shown} ({type(value).__name__}), expected {_type_name(hints[key])}; "
                 "fix the value or retrain"
             ) from None
-    return _resolve(cls_spec)(cfg_cls(**kwargs))
+    return cls_spec, cfg_cls(**kwargs)
 
 
 # ----------------------------------------------------------------------------- writing

@@ -379,6 +379,8 @@ def _other_run(state: TrainState, cfg: dict, saved: dict, config: TrainConfig, i
             return f"it has {what} {sorted(was)}, this run {sorted(now)}; use a new output folder"
     for name, model in state.models.items():
         was = {k: cfg["models"][name].get(k) for k in ("class", "config")}
+        if was["class"] in ckpt_io.MODEL_CLASSES and was["config"] is not None:
+            was = _jsonable(ckpt_io.saved_model_spec(was), "model config")  # fields added since: at their defaults
         if was != _jsonable(ckpt_io.model_spec(model), "model config"):
             return f"it holds a different {name!r} ({was['class']} {was['config']}); use the same model options or a new output folder"
     was, now = saved.get("train_config", {}), dataclasses.asdict(config)
