@@ -165,3 +165,16 @@ def test_adversarial_step_refuses_a_penalty_on_a_batch_norm_critic():
         train(state, AdversarialStep("wasserstein", 1, 10.0), (torch.rand(16, 1, 28, 28) * 2 - 1,), TrainConfig(steps=1, batch_size=8), progress=False)
     with pytest.raises(ConfigError, match="n_critic"):
         AdversarialStep(n_critic=0)
+
+
+def test_minibatch_std_sees_a_collapsed_batch():
+    from genlab.nn.gan import minibatch_std
+
+    h = torch.randn(8, 5, generator=torch.Generator().manual_seed(0))
+    s = minibatch_std(h)
+    by_hand = [h[i : i + 4].std(0, unbiased=False).mean() for i in (0, 4)]
+    torch.testing.assert_close(s[:, 0], torch.stack(by_hand).repeat_interleave(4))
+    assert torch.equal(minibatch_std(h[:1].expand(8, 5)), torch.zeros(8, 1))  # every sample the same: spread 0
+    torch.testing.assert_close(minibatch_std(h[:6])[:, 0], h[:6].std(0, unbiased=False).mean().expand(6))  # 6 ∤ 4: the whole batch
+    d = DCGANDiscriminator(DCGANConfig(width=4, d_norm="none", minibatch_std=True))
+    assert d(torch.rand(8, 1, 28, 28) * 2 - 1).shape == (8,)

@@ -64,8 +64,8 @@ def test_sample_i_depends_on_seed_and_index_only(model):
             layer.noise_strength.data.fill_(0.5)
     a = gan_generate(g, 7, seed=2, batch_size=7)
     b = gan_generate(g, 7, seed=2, batch_size=3)
-    torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
-    torch.testing.assert_close(gan_generate(g, 3, seed=2), a[:3], rtol=0, atol=1e-6)  # kernels may differ by batch size
+    torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)  # float rounding of kernels chosen by batch size
+    torch.testing.assert_close(gan_generate(g, 3, seed=2), a[:3], rtol=1e-5, atol=1e-5)
     assert not torch.allclose(gan_generate(g, 3, seed=3), a[:3])
 
 

@@ -56,7 +56,21 @@ def test_shapes_range_and_number_of_styles(size, ws):
     g = _small(image_size=size, channels=3)
     assert g.num_ws == ws
     x = g(g.sample_latent(5, torch.Generator().manual_seed(0)))
-    assert x.shape == (5, 3, size, size) and x.abs().max() <= 1
+    assert x.shape == (5, 3, size, size) and torch.isfinite(x).all()
+
+
+def test_different_latents_give_different_images_from_the_start():
+    # A generator whose styles barely depend on z starts collapsed (every z, one image) and GAN
+    # training does not leave that state: the mapping network must keep the spread of z (He init)
+    # and the affine maps must pass it on. PyTorch's default init shrinks w to ~2 % of z's spread.
+    torch.manual_seed(0)
+    g = StyleGenerator(StyleGANConfig(width=16)).eval()
+    z = torch.randn(256, 64, generator=torch.Generator().manual_seed(1))
+    w = g.mapping(z)
+    assert w.std(0).mean() > 0.25
+    with torch.no_grad():
+        x = g(z, noise_fn=None)
+    assert x.std(0).mean() > 0.5 * x.std()  # across samples, compared with the spread within an image
 
 
 def test_style_mixing_takes_coarse_styles_from_one_latent_and_fine_from_the_other():

@@ -98,7 +98,8 @@ class GANSpec:
 def build_gan(spec: GANSpec) -> tuple[nn.Module, nn.Module]:
     """The (generator, discriminator) pair of ``spec``'s recipe (weights from torch's global RNG)."""
     r, (c, h, _) = spec.recipe, spec.shape
-    d_config = DCGANConfig(image_size=h, channels=c, latent_dim=spec.latent_dim, width=spec.width, d_norm=r.d_norm, spectral_norm=r.spectral_norm)
+    d_config = DCGANConfig(image_size=h, channels=c, latent_dim=spec.latent_dim, width=spec.width, d_norm=r.d_norm, spectral_norm=r.spectral_norm,
+                           minibatch_std=r.generator == "stylegan")  # fmt: skip
     if r.generator == "stylegan":
         g = StyleGenerator(StyleGANConfig(image_size=h, channels=c, latent_dim=spec.latent_dim, style_dim=spec.latent_dim, width=spec.width))
     else:
@@ -185,8 +186,8 @@ def gan_generate(generator: nn.Module, n: int, *, seed: int = 0, batch_size: int
     for start in range(0, n, batch_size):
         noise = SampleNoise(seed, range(start, min(start + batch_size, n)))
         z = noise.randn_like(torch.empty(len(noise), generator.latent_dim)).to(device)
-        if style:
-            out.append(generator(z, psi=psi, w_avg=w_avg, noise_fn=noise.randn_like).cpu())
+        if style:  # its output is linear: clip to the data range
+            out.append(generator(z, psi=psi, w_avg=w_avg, noise_fn=noise.randn_like).clamp(-1, 1).cpu())
         else:
             out.append(generator(z).cpu())
     return torch.cat(out)

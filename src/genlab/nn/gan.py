@@ -61,6 +61,7 @@ __all__ = [
     "gan_state",
     "generator_loss",
     "gradient_penalty",
+    "minibatch_std",
 ]
 
 GAN_LOSSES = ("non_saturating", "minimax", "hinge", "wasserstein")
@@ -76,6 +77,7 @@ class DCGANConfig:
     width: int = 32  # channels of the widest-resolution layer; doubled at each halving
     d_norm: str = "batch"  # the discriminator's normalisation: "batch", "layer" (for WGAN-GP) or "none"
     spectral_norm: bool = False  # wrap the discriminator's layers in spectral normalisation (SN-GAN)
+    minibatch_std: bool = False  # give the discriminator the spread of its batch as one more feature (ProGAN/StyleGAN)
 
     def __post_init__(self) -> None:
         if self.image_size not in _IMAGE_SIZES:
@@ -154,12 +156,27 @@ class DCGANDiscriminator(nn.Module):
             ch_in, ch = ch, ch * 2
         assert side == s0
         self.features = nn.Sequential(*layers, nn.Flatten())
-        self.head = nn.Linear(ch_in * s0 * s0, 1)
+        self.head = nn.Linear(ch_in * s0 * s0 + int(c.minibatch_std), 1)
         if c.spectral_norm:
             add_spectral_norm(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x)).squeeze(1)
+        h = self.features(x)
+        if self.config.minibatch_std:
+            h = torch.cat([h, minibatch_std(h)], dim=1)
+        return self.head(h).squeeze(1)
+
+
+def minibatch_std(h: torch.Tensor, group: int = 4) -> torch.Tensor:
+    """ProGAN's minibatch standard deviation (Karras et al. 2018): in groups of ``group`` samples
+    (the whole batch if it does not divide), the std of each feature over the group, averaged over
+    the features — (N, 1), the same for the group's members. A generator that gives every z the same
+    image has spread 0, which the discriminator then sees; without a cross-sample feature (or batch
+    norm) it cannot tell a collapsed batch from a varied one."""
+    n = h.shape[0]
+    g = group if n % group == 0 else n
+    spread = h.reshape(n // g, g, -1).std(dim=1, unbiased=False).mean(dim=1)  # (N/g,)
+    return spread.repeat_interleave(g)[:, None]
 
 
 class MLPGenerator(_LatentSampler, nn.Module):

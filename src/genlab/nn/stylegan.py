@@ -27,8 +27,10 @@ Instead of feeding z into the first layer, StyleGAN separates *what* to draw fro
    ψ < 1 trades diversity for typicality; ψ = 0 gives the "average" image.
 
 Not here, for a CPU-sized model: equalised learning rate, the skip/residual architectures, path
-length regularisation and lazy R1. The output goes through tanh, as in :mod:`genlab.nn.gan`, so the
-images lie in [−1, 1] like the data.
+length regularisation and lazy R1 (the mapping network gets a variance-preserving He
+initialisation instead of equalised learning rate). The output is linear, as in StyleGAN: a tanh
+there saturated at the background value early in training and stopped learning; samples are
+clipped to [−1, 1] by :func:`genlab.gan_pipeline.gan_generate`.
 
 ======  ==========================  ============
 symbol  meaning                     name
@@ -91,8 +93,8 @@ class ModulatedConv2d(nn.Module):
         super().__init__()
         self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size) / math.sqrt(in_channels * kernel_size**2))
         self.affine = nn.Linear(style_dim, in_channels)  # A: w → s
-        nn.init.zeros_(self.affine.weight)
-        nn.init.ones_(self.affine.bias)  # s = 1 at the start: a plain convolution
+        nn.init.normal_(self.affine.weight, std=1 / math.sqrt(style_dim))  # s = 1 + O(1) per sample: styles differ from the start
+        nn.init.ones_(self.affine.bias)  # (zero weights would give every z the same image, a collapse G cannot leave)
         self.demodulate, self.padding = demodulate, kernel_size // 2
 
     def style(self, w: torch.Tensor) -> torch.Tensor:
@@ -137,6 +139,10 @@ class StyleGenerator(_LatentSampler, nn.Module):
         for i in range(c.mapping_layers):
             mapping += [nn.Linear(c.latent_dim if i == 0 else c.style_dim, c.style_dim), nn.LeakyReLU(0.2)]
         self.mapping_net = nn.Sequential(*mapping)
+        for layer in self.mapping_net:  # variance-preserving (He) init: PyTorch's default shrinks w by ~1/√6 a layer,
+            if isinstance(layer, nn.Linear):  # so every z would map to almost the same style and G would start collapsed
+                nn.init.kaiming_normal_(layer.weight, a=0.2)
+                nn.init.zeros_(layer.bias)
         chans = [c.width * 2 ** max(k - 1 - i, 0) for i in range(k + 1)]  # per resolution, coarse → fine
         self.const = nn.Parameter(torch.randn(1, chans[0], s0, s0))
         layers = [_StyleLayer(chans[0], chans[0], c.style_dim)]
@@ -162,7 +168,7 @@ class StyleGenerator(_LatentSampler, nn.Module):
             if i and i % 2 == 1:  # layers 1, 3, …: the first at a new resolution
                 x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
             x = layer(x, ws[:, i], noise_fn)
-        return torch.tanh(self.to_rgb(x, ws[:, -1]) + self.rgb_bias[:, None, None])
+        return self.to_rgb(x, ws[:, -1]) + self.rgb_bias[:, None, None]
 
     def broadcast(self, w: torch.Tensor) -> torch.Tensor:
         """w (N, d_w) → ws (N, num_ws, d_w): the same style for every layer."""
