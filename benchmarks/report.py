@@ -287,6 +287,10 @@ def section_families(r: dict, title: str = "Three families on MNIST at the same 
         lines[-1] += (f" {row['FID']['value']:.1f} | {row['FID']['value'] / floor:.2f} | {row['KID']['value']:.4g} | "
                       f"{row['precision']['value']:.3f} | {row['recall']['value']:.3f} | "
                       + (f"{row['sample_ms_per_image']:.2f} ms |" if "sample_ms_per_image" in row else "— |"))
+    if r.get("date", "") < "2026-12-03 17:2" and "stylegan" in r["rows"]:  # runs started before the fix
+        lines += ["", "The stylegan row of this run was trained with the generator as it was before commit 5641f36 "
+                  "(default initialisation of the mapping network, zero-initialised affine maps, tanh output): "
+                  "see the StyleGAN section below for the generator after that fix."]  # fmt: skip
     return lines + [""]
 
 
@@ -303,7 +307,8 @@ def main() -> None:
              "mnist_recipes": section_recipes, "samplers_mnist": section_samplers,
              "em_vs_sklearn": section_em, "vae_mnist": section_vae, "gan_modes": section_gan_modes,
              "families_mnist": section_families,
-             "latent_mnist": lambda r: section_families(r, "Latent vs pixel-space diffusion on MNIST at the same CPU budget")}
+             "latent_mnist": lambda r: section_families(r, "Latent vs pixel-space diffusion on MNIST at the same CPU budget"),
+             "stylegan_mnist": lambda r: section_families(r, "StyleGAN-style generator vs DCGAN on MNIST at the same CPU budget")}
     for name, fn in known.items():
         if (r := load(name)) is not None:
             out += fn(r)
