@@ -4,7 +4,7 @@ diffusion model on its scaled latents — the glue the CLI shares with notebooks
 1. :func:`train_autoencoder` trains :class:`~genlab.nn.autoencoder.Autoencoder` (its own run folder,
    resumable like every genlab run).
 2. :func:`encode_dataset` maps the training images to latents z ~ q(z | x) (one fixed draw each) and
-   :func:`~genlab.nn.autoencoder.latent_scale_factor` gives s_f = 1/std(z); the diffusion model
+   s_f = 1/std(z) (:func:`~genlab.nn.autoencoder.latent_scale_factor`'s recipe); the diffusion model
    trains on s_f · z with the ordinary :func:`genlab.pipeline.train_diffusion`, and its checkpoint
    carries the autoencoder as a frozen second model, so it samples on its own.
 3. Sampling (:func:`genlab.pipeline.generate`) draws s_f · z with any sampler and decodes
@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from genlab.nn.autoencoder import Autoencoder, AutoencoderConfig, autoencoder_loss, latent_scale_factor
+from genlab.nn.autoencoder import Autoencoder, AutoencoderConfig, autoencoder_loss
 from genlab.nn.vae import reparameterize
 from genlab.train import TrainConfig, TrainResult, fit
 
@@ -66,5 +66,5 @@ def encode_dataset(autoencoder: Autoencoder, images: torch.Tensor, *, seed: int 
     autoencoder = autoencoder.eval()
     g = torch.Generator().manual_seed(seed)
     z = torch.cat([reparameterize(*autoencoder.encode(x), g) for x in images.split(batch_size)])
-    scale = latent_scale_factor(autoencoder, images, torch.Generator().manual_seed(seed), batch_size=batch_size)
+    scale = float(1.0 / z.double().std())  # = latent_scale_factor on the same draws, without encoding twice
     return z * scale, scale
