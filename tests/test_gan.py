@@ -176,5 +176,12 @@ def test_minibatch_std_sees_a_collapsed_batch():
     torch.testing.assert_close(s[:, 0], torch.stack(by_hand).repeat_interleave(4))
     assert torch.equal(minibatch_std(h[:1].expand(8, 5)), torch.zeros(8, 1))  # every sample the same: spread 0
     torch.testing.assert_close(minibatch_std(h[:6])[:, 0], h[:6].std(0, unbiased=False).mean().expand(6))  # 6 ∤ 4: the whole batch
-    d = DCGANDiscriminator(DCGANConfig(width=4, d_norm="none", minibatch_std=True))
-    assert d(torch.rand(8, 1, 28, 28) * 2 - 1).shape == (8,)
+    # the critic's verdict on one image depends on the rest of its batch only with the feature
+    x = torch.rand(4, 1, 28, 28, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    collapsed, varied = x[:1].expand(4, -1, -1, -1), x
+    for on in (True, False):
+        torch.manual_seed(0)
+        d = DCGANDiscriminator(DCGANConfig(width=4, d_norm="none", minibatch_std=on))
+        with torch.no_grad():
+            a, b = d(collapsed)[0], d(varied)[0]
+        assert d(x).shape == (4,) and (not torch.isclose(a, b)) == on

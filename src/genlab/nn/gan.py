@@ -77,7 +77,7 @@ class DCGANConfig:
     width: int = 32  # channels of the widest-resolution layer; doubled at each halving
     d_norm: str = "batch"  # the discriminator's normalisation: "batch", "layer" (for WGAN-GP) or "none"
     spectral_norm: bool = False  # wrap the discriminator's layers in spectral normalisation (SN-GAN)
-    minibatch_std: bool = False  # give the discriminator the spread of its batch as one more feature (ProGAN/StyleGAN)
+    minibatch_std: bool = False  # give the discriminator the spread of its batch as one more channel before its last conv (ProGAN)
 
     def __post_init__(self) -> None:
         if self.image_size not in _IMAGE_SIZES:
@@ -151,20 +151,26 @@ class DCGANDiscriminator(nn.Module):
         ch_in, ch, side = c.channels, c.width, c.image_size
         for i in range(k):
             side //= 2
-            layers.append(nn.Conv2d(ch_in, ch, 4, stride=2, padding=1, bias=i == 0 or c.d_norm == "none"))
+            last = i == k - 1
+            if last:
+                self._std_at = len(layers)  # the minibatch-std map joins the input of the last convolution
+            extra = int(c.minibatch_std and last)
+            layers.append(nn.Conv2d(ch_in + extra, ch, 4, stride=2, padding=1, bias=i == 0 or c.d_norm == "none"))
             layers += ([] if i == 0 else _norm(c.d_norm, ch, side)) + [nn.LeakyReLU(0.2)]
             ch_in, ch = ch, ch * 2
         assert side == s0
         self.features = nn.Sequential(*layers, nn.Flatten())
-        self.head = nn.Linear(ch_in * s0 * s0 + int(c.minibatch_std), 1)
+        self.head = nn.Linear(ch_in * s0 * s0, 1)
         if c.spectral_norm:
             add_spectral_norm(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.features(x)
-        if self.config.minibatch_std:
-            h = torch.cat([h, minibatch_std(h)], dim=1)
-        return self.head(h).squeeze(1)
+        if not self.config.minibatch_std:
+            return self.head(self.features(x)).squeeze(1)
+        h = self.features[: self._std_at](x)
+        n, _, hh, ww = h.shape
+        h = torch.cat([h, minibatch_std(h.flatten(1))[:, :, None, None].expand(n, 1, hh, ww)], dim=1)  # one more channel
+        return self.head(self.features[self._std_at :](h)).squeeze(1)
 
 
 def minibatch_std(h: torch.Tensor, group: int = 4) -> torch.Tensor:
