@@ -287,10 +287,10 @@ def section_families(r: dict, title: str = "Three families on MNIST at the same 
         lines[-1] += (f" {row['FID']['value']:.1f} | {row['FID']['value'] / floor:.2f} | {row['KID']['value']:.4g} | "
                       f"{row['precision']['value']:.3f} | {row['recall']['value']:.3f} | "
                       + (f"{row['sample_ms_per_image']:.2f} ms |" if "sample_ms_per_image" in row else "— |"))
-    if r.get("date", "") < "2026-12-03 17:2" and "stylegan" in r["rows"]:  # runs started before the fix
-        lines += ["", "The stylegan row of this run was trained with the generator as it was before commit 5641f36 "
-                  "(default initialisation of the mapping network, zero-initialised affine maps, tanh output): "
-                  "see the StyleGAN section below for the generator after that fix."]  # fmt: skip
+    if r.get("date", "") < "2026-12-03 18:0" and "stylegan" in r["rows"]:  # runs started before the fixes
+        lines += ["", "The stylegan row of this run was trained before commits 5641f36 (initialisation of the mapping "
+                  "network and the affine maps, linear output) and 60d4679 (the critic's minibatch-std feature map); "
+                  "the StyleGAN section below measures the recipe after both."]  # fmt: skip
     return lines + [""]
 
 
