@@ -276,7 +276,7 @@ def cmd_train(args) -> None:
         print(f"autoencoder: {ae_run.step} steps, reconstruction MSE {float(((recon - data[0][:512]) ** 2).mean()):.4f} on 512 training images; "
               f"latents {tuple(latents.shape[1:])}, scale factor {scale:.4f}", flush=True)  # fmt: skip
         data = (latents, *data[1:])
-        frozen, latent = {AUTOENCODER_KEY: autoencoder}, {"scale_factor": scale, "image_shape": list(autoencoder_image_shape(autoencoder))}
+        frozen, latent = {AUTOENCODER_KEY: autoencoder}, {"scale_factor": scale, "image_shape": list(autoencoder.config.image_shape)}
         wrap = lambda model: LatentDiffusionModel(model, autoencoder, scale)  # noqa: E731
     spec = DiffusionSpec(
         dataset=args.dataset, shape=tuple(data[0].shape[1:]),
@@ -315,11 +315,6 @@ def cmd_train(args) -> None:
     ax.figure.savefig(out / "loss.png", dpi=120, bbox_inches="tight")
     plt.close(ax.figure)
     print(f"done: {result.step} steps, final loss {sum(result.losses[-50:]) / max(len(result.losses[-50:]), 1):.4f}; checkpoints in {out}, samples in {path}")
-
-
-def autoencoder_image_shape(autoencoder) -> tuple[int, int, int]:
-    c = autoencoder.config
-    return (c.in_channels, c.image_size, c.image_size)
 
 
 def cmd_train_gan(args) -> None:

@@ -65,6 +65,10 @@ class AutoencoderConfig:
         return -(-self.image_size // 8) * 8
 
     @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return (self.in_channels, self.image_size, self.image_size)
+
+    @property
     def latent_shape(self) -> tuple[int, int, int]:
         return (self.latent_channels, self.padded_size // 4, self.padded_size // 4)
 
@@ -106,8 +110,8 @@ class Autoencoder(nn.Module):
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """q(z | x): (mean, logvar), each (N, c, s, s); logvar clamped to [−30, 20] as in SD."""
         c = self.config
-        if x.shape[1:] != (c.in_channels, c.image_size, c.image_size):
-            raise ConfigError(f"the autoencoder takes images of shape {(c.in_channels, c.image_size, c.image_size)}, got {tuple(x.shape[1:])}")
+        if x.shape[1:] != c.image_shape:
+            raise ConfigError(f"the autoencoder takes images of shape {c.image_shape}, got {tuple(x.shape[1:])}")
         lo, hi = self.pad
         mean, logvar = self.encoder(F.pad(x, (lo, hi, lo, hi), value=-1.0)).chunk(2, dim=1)  # pad with background
         return mean, logvar.clamp(-30.0, 20.0)
