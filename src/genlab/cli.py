@@ -108,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--channel-mults", type=int_tuple, default=None, help="U-Net levels, e.g. 1,2,2")
     train.add_argument("--latent", action="store_true", help="latent diffusion: train an autoencoder first (in OUT/autoencoder), then the diffusion model on its latents")
     train.add_argument("--ae-steps", type=positive_int, default=2000, help="autoencoder training steps with --latent (default: 2000)")
+    train.add_argument("--text", action="store_true", help="text-to-image: captions measured on each image (class, thickness, slant, size), "
+                       "a small text encoder and cross-attention; sample with --prompt")
+    train.add_argument("--caption-langs", choices=("ja", "en", "ja,en"), default="ja,en", help="languages of the training captions with --text (default: ja,en)")
     train.add_argument("--toy", choices=TOY_SHAPES, default="moons", help="toy 2-D distribution for --dataset toy2d")
     train.add_argument("--ckpt-every", type=positive_int, default=500, help="checkpoint interval in steps (default: 500)")
     train.add_argument("--sample-every", type=non_negative_int, default=0, help="write a sample grid every N steps (0: only at the end)")
@@ -131,7 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "or timesteps (trailing; the default for ddpm/ddim and for zero-terminal-SNR models)")
     sample.add_argument("--eta", type=unit_float, default=0.0, help="DDIM η in [0, 1]: 0 deterministic, 1 DDPM-like")
     sample.add_argument("--class", dest="label", type=non_negative_int, default=None, help="generate this class (conditional models; default: one column per class)")
-    sample.add_argument("--guidance", type=finite_float, default=1.0, help="classifier-free guidance scale w (conditional models; 1 = none)")
+    sample.add_argument("--guidance", type=finite_float, default=None,
+                        help="classifier-free guidance scale w (conditional models; default 1 = none, 3 with --prompt)")
+    sample.add_argument("--prompt", action="append", default=None, help='what to draw, for a model trained with --text, e.g. "太い 7" or '
+                        '"thin left-slanted 3"; repeat for several prompts (one column each)')
     sample.add_argument("--classifier", type=Path, default=None, help="guide with this noise-aware classifier (from `genlab train-classifier`); "
                         "on a class-conditional model it adds to CFG, and --guidance 0 guides the model's unconditional mode")
     sample.add_argument("--classifier-scale", type=finite_float, default=None, help="classifier guidance scale s (default 1 with --classifier; 0 = none)")
@@ -193,12 +199,18 @@ def cmd_eval(args) -> None:
         if dataset != spec.dataset:
             raise GenlabError(f"checkpoint at {args.ckpt} was trained on {spec.dataset}, not {dataset}: drop --dataset or pass --dataset {spec.dataset}")
         classes = spec.num_classes or (classifier.config.num_classes if classifier is not None else 0)
+        prompts = None
+        if spec.text is not None:  # prompted by the class names alone, one class after another
+            from genlab.text_pipeline import text_scheme
+
+            names = text_scheme(spec.text).class_names
+            classes, prompts = len(names), [names[i % len(names)] for i in range(args.n)]
         if classes:
             labels = torch.arange(args.n) % classes
         guided = f", classifier scale {scale}" if classifier is not None else ""
         print(f"sampling {args.n} images from {args.ckpt} ({args.sampler}, {args.steps} steps, guidance {args.guidance}{guided})", flush=True)
         stats = {}
-        samples = generate(model, spec, args.n, sampler=args.sampler, steps=args.steps, labels=labels,
+        samples = generate(model, spec, args.n, sampler=args.sampler, steps=args.steps, labels=labels if prompts is None else None, prompts=prompts,
                            guidance=args.guidance, seed=args.seed, batch_size=args.batch_size, progress=True,
                            classifier=classifier, classifier_scale=scale, grid=args.grid, stats=stats)  # fmt: skip
         source, default_out = str(args.ckpt), args.ckpt / "eval.json"
@@ -260,9 +272,22 @@ def cmd_train(args) -> None:
         raise GenlabError(f"--latent is for 28×28 and 32×32 images (mnist, fashion_mnist, cifar10); {args.dataset} is too small to compress")
     if args.latent and args.learned_variance:
         raise GenlabError("--learned-variance needs pixel data (its bound ends in a discretised pixel decoder); drop it or --latent")
+    if args.text and args.dataset not in ("digits", "mnist", "fashion_mnist"):
+        raise GenlabError(f"--text captions are measured on grey images (digits, mnist, fashion_mnist); {args.dataset} has none to measure")
+    if args.text and args.conditional:
+        raise GenlabError("--text conditions the model on prompts that name the class already; drop --conditional")
+    if args.text and args.learned_variance:
+        raise GenlabError("--learned-variance is for unconditional models; drop it or --text")
     out = args.out or Path("outputs") / (f"{args.dataset}-latent" if args.latent else args.dataset)
     data = load_training_data(args.dataset, toy=args.toy, seed=args.seed)
-    frozen, wrap, latent = None, (lambda model: model), None
+    frozen, wrap, latent, text = None, (lambda model: model), None, None
+    if args.text:  # captions are measured on the images, so before any encoding
+        from genlab.text_pipeline import caption_ids, text_setup
+
+        text = text_setup(data[0])
+        ids, captions = caption_ids(text, data[0], data[1], langs=tuple(args.caption_langs.split(",")), seed=args.seed)
+        data = (data[0], ids)
+        print(f"captions for {len(captions)} images, e.g. " + ", ".join(f"“{c}”" for c in captions[:4]), flush=True)
     if args.latent:
         from genlab.latent_pipeline import AUTOENCODER_KEY, LatentDiffusionModel, encode_dataset, train_autoencoder
 
@@ -283,6 +308,7 @@ def cmd_train(args) -> None:
         num_classes=int(data[1].max()) + 1 if args.conditional else 0,
         schedule=args.schedule, prediction=args.prediction, toy=args.toy if args.dataset == "toy2d" else None,
         clip=None if args.dataset == "toy2d" or args.latent else (-1.0, 1.0), learned_variance=args.learned_variance, latent=latent,
+        text=text,
     )  # fmt: skip
     options = TrainOptions(
         steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed, min_snr_gamma=args.min_snr_gamma,
@@ -292,9 +318,15 @@ def cmd_train(args) -> None:
     n_show = 1000 if args.dataset == "toy2d" else 64
     labels = (lambda n: torch.arange(n) % spec.num_classes) if spec.num_classes else (lambda n: None)
     nrow = spec.num_classes or None
+    show = {}
+    if text is not None:  # one column per class, each prompted by its name alone, guided
+        from genlab.text_pipeline import text_scheme
+
+        names = text_scheme(text).class_names
+        show, nrow = {"prompts": [names[i % len(names)] for i in range(n_show)], "guidance": 3.0}, len(names)
 
     def sample_fn(model, step):
-        samples = generate(wrap(model), spec, n_show, steps=50, labels=labels(n_show), seed=args.seed)
+        samples = generate(wrap(model), spec, n_show, steps=50, labels=labels(n_show), seed=args.seed, **show)
         save_samples(samples, spec, out / "samples" / f"step_{step:06d}.png", nrow=nrow)
 
     print(f"{'stage 2: ' if args.latent else ''}training on {args.dataset} ({len(data[0])} examples, shape {spec.shape}) → {out}", flush=True)
@@ -305,7 +337,7 @@ def cmd_train(args) -> None:
         resume = has_checkpoint(out)
     result = train_diffusion(spec, data, options, out_dir=out, resume=resume, overwrite=args.overwrite,
                              sample_fn=sample_fn if args.sample_every else None, frozen=frozen)
-    samples = generate(wrap(result.best_model.eval()), spec, n_show, steps=50, labels=labels(n_show), seed=args.seed)
+    samples = generate(wrap(result.best_model.eval()), spec, n_show, steps=50, labels=labels(n_show), seed=args.seed, **show)
     path = save_samples(samples, spec, out / "samples.png", nrow=nrow)
     import matplotlib.pyplot as plt
 
@@ -329,7 +361,8 @@ def cmd_train_gan(args) -> None:
     given = [flag for flag, on in (("--conditional", args.conditional), ("--schedule", args.schedule != "linear"),
                                    ("--prediction", args.prediction != "epsilon"), ("--min-snr-gamma", args.min_snr_gamma is not None),
                                    ("--learned-variance", args.learned_variance), ("--base-channels", args.base_channels is not None),
-                                   ("--channel-mults", args.channel_mults is not None), ("--lr", args.lr is not None), ("--latent", args.latent)) if on]  # fmt: skip
+                                   ("--channel-mults", args.channel_mults is not None), ("--lr", args.lr is not None), ("--latent", args.latent),
+                                   ("--text", args.text)) if on]  # fmt: skip
     if given:
         raise GenlabError(f"{', '.join(given)} {'is' if len(given) == 1 else 'are'} for diffusion models; the {args.model} recipe "
                           "fixes its own loss and learning rate (drop them, or train --model diffusion)")  # fmt: skip
@@ -368,7 +401,8 @@ def refuse_diffusion_options(args) -> None:
     """A GAN draws z and runs G once: refuse the options that steer a diffusion sampler."""
     given = [flag for flag, on in (("--sampler", args.sampler is not None), ("--steps", args.steps is not None),
                                    ("--grid", args.grid is not None), ("--eta", getattr(args, "eta", 0.0) != 0.0),
-                                   ("--class", getattr(args, "label", None) is not None), ("--guidance", args.guidance != 1.0),
+                                   ("--class", getattr(args, "label", None) is not None), ("--guidance", args.guidance not in (None, 1.0)),
+                                   ("--prompt", getattr(args, "prompt", None) is not None),
                                    ("--classifier", args.classifier is not None), ("--classifier-scale", args.classifier_scale is not None)) if on]  # fmt: skip
     if given:
         raise GenlabError(f"{args.ckpt} holds an unconditional GAN: {', '.join(given)} {'steers' if len(given) == 1 else 'steer'} "
@@ -432,18 +466,30 @@ def cmd_sample(args) -> None:
     model, spec = load_diffusion(args.ckpt, use_ema=not args.raw_weights)
     classifier, scale = guiding_classifier(args, spec)
     classes = spec.num_classes or (classifier.config.num_classes if classifier is not None else 0)
-    labels, nrow = args.label, None
+    labels, nrow, prompts = args.label, None, None
+    if args.prompt is not None and spec.text is None:
+        raise GenlabError(f"checkpoint at {args.ckpt} was not trained on text (--text), so it cannot follow --prompt; "
+                          + ("use --class" if classes else "train one with `genlab train --text`"))  # fmt: skip
+    if spec.text is not None:
+        if args.label is not None:
+            raise GenlabError("this model reads prompts: name the class in --prompt (e.g. --prompt \"太い 7\") instead of --class")
+        if args.prompt is None:
+            raise GenlabError('this model draws from prompts: pass --prompt, e.g. --prompt "太い 7" (or --prompt "" for its unconditional mode)')
+        prompts = [args.prompt[i % len(args.prompt)] for i in range(args.n)]
+        nrow = len(args.prompt) if len(args.prompt) > 1 else None
+    guidance = args.guidance if args.guidance is not None else (3.0 if spec.text is not None and any(p.strip() for p in args.prompt) else 1.0)
     if classes and labels is None:  # one column per class
         labels, nrow = torch.arange(args.n) % classes, classes
     t0 = time.perf_counter()
     stats = {}
-    samples = generate(model, spec, args.n, sampler=args.sampler, steps=args.steps, eta=args.eta,
-                       labels=labels, guidance=args.guidance, seed=args.seed, batch_size=args.batch_size, progress=True,
+    samples = generate(model, spec, args.n, sampler=args.sampler, steps=args.steps, eta=args.eta, prompts=prompts,
+                       labels=labels, guidance=guidance, seed=args.seed, batch_size=args.batch_size, progress=True,
                        classifier=classifier, classifier_scale=scale, grid=args.grid, stats=stats)  # fmt: skip
     path = save_samples(samples, spec, args.out, nrow=nrow)
     steps = "adaptive steps" if args.sampler == "ode" else f"{args.steps} steps"
+    prompted = f", prompt{'s' if len(args.prompt) > 1 else ''} " + ", ".join(f"“{p}”" for p in args.prompt) if prompts else ""
     print(f"wrote {args.n} samples to {path} ({args.sampler}, {steps}, {stats['nfe']:.0f} denoiser calls per sample, "
-          f"{time.perf_counter() - t0:.1f} s)")
+          f"guidance {guidance}{prompted}, {time.perf_counter() - t0:.1f} s)")
 
 
 def sample_gan(args) -> None:

@@ -68,17 +68,30 @@ class DiffusionSpec:
     process: dict | None = None  # the process as data (Process.config()); None: make_schedule(schedule, T)
     learned_variance: bool = False  # the network also outputs the reverse variance (Nichol & Dhariwal 2021)
     latent: dict | None = None  # latent diffusion: {"scale_factor": s_f, "image_shape": [C, H, W]}; shape is the latent's
+    text: dict | None = None  # text-to-image: {"tokenizer": JSON, "captions": caption scheme} (genlab.text_pipeline)
 
     def __post_init__(self):
+        if self.text is not None and self.num_classes:
+            raise ConfigError("a model reads either class labels or prompts: drop --conditional with --text")
         if self.process is None:
             self.process = make_schedule(self.schedule, self.T).config()
-        if self.learned_variance and (self.dataset == "toy2d" or self.num_classes or self.prediction == "velocity"
+        if self.learned_variance and (self.dataset == "toy2d" or self.conditional or self.prediction == "velocity"
                                       or self.process.get("kind") != "discrete_vp"):  # fmt: skip
             raise ConfigError("a learned variance is implemented for unconditional U-Net models on a discrete schedule "
                               "(epsilon, x0 or v prediction); drop --learned-variance or --conditional")  # fmt: skip
 
     @property
+    def conditional(self) -> bool:
+        """Whether the network takes a condition: class labels or prompt token ids."""
+        return bool(self.num_classes) or self.text is not None
+
+    @property
     def null_label(self) -> int | None:
+        """The condition meaning "none" (condition dropout, CFG): label K, the empty prompt's id, or None."""
+        if self.text is not None:
+            from genlab.nn.text_unet import NULL_PROMPT_ID
+
+            return NULL_PROMPT_ID
         return self.num_classes if self.num_classes else None
 
     @property
@@ -107,6 +120,7 @@ class DiffusionSpec:
             "learned_variance": lambda v: isinstance(v, bool),
             "latent": lambda v: v is None or (isinstance(v, dict) and isinstance(v.get("scale_factor"), (int, float)) and v["scale_factor"] > 0
                                               and isinstance(v.get("image_shape"), list) and len(v["image_shape"]) == 3),
+            "text": lambda v: v is None or (isinstance(v, dict) and isinstance(v.get("tokenizer"), str) and isinstance(v.get("captions"), dict)),
         }
         for key, ok in checks.items():
             if key in raw and not ok(raw[key]):
@@ -155,6 +169,14 @@ def build_model(spec: DiffusionSpec, **unet_overrides) -> nn.Module:
     c, h, w = spec.shape
     if spec.learned_variance:
         unet_overrides = {**unet_overrides, "out_channels": 2 * c}  # prediction and variance
+    if spec.text is not None:
+        from genlab.nn.text_encoder import TextEncoderConfig
+        from genlab.nn.text_unet import TextConditionedUNet, TextConditionedUNetConfig
+        from genlab.text_pipeline import text_tokenizer
+
+        tokenizer = text_tokenizer(spec.text)
+        text = TextEncoderConfig(vocab_size=tokenizer.vocab_size, max_length=tokenizer.max_length)
+        return TextConditionedUNet(TextConditionedUNetConfig(unet=default_unet_config(h, c, 0, **unet_overrides), text=text))
     return UNet(default_unet_config(h, c, spec.num_classes, **unet_overrides))
 
 
@@ -179,7 +201,7 @@ def make_loss(spec: DiffusionSpec, options: TrainOptions) -> DiffusionLoss | Hyb
         if options.min_snr_gamma is not None:
             raise ConfigError("a learned variance trains with the hybrid loss (L_simple + λ L_vlb); drop --min-snr-gamma")
         return HybridLoss(spec.make_process(), prediction=spec.prediction)
-    conditional = spec.num_classes > 0
+    conditional = spec.conditional
     return DiffusionLoss(
         spec.make_process(), prediction=spec.prediction,
         weighting="min_snr" if options.min_snr_gamma is not None else "none",
@@ -321,6 +343,7 @@ def generate(
     steps: int = 50,
     eta: float = 0.0,
     labels: torch.Tensor | int | None = None,
+    prompts: str | list[str] | None = None,
     guidance: float = 1.0,
     seed: int = 0,
     batch_size: int = 64,
@@ -344,7 +367,9 @@ def generate(
     ``labels``: int64 (n,) or one int, for class-conditional models (or any model guided by a
     ``classifier``); ``guidance`` w is the classifier-free guidance scale (1 = no guidance);
     ``classifier`` a noise-aware classifier of the model's process (see :func:`check_classifier`),
-    ``classifier_scale`` s its guidance scale. Sample i depends on (seed, i) only: it is the same
+    ``classifier_scale`` s its guidance scale. ``prompts``: one prompt, or one per sample, for a
+    text-to-image model (``spec.text``; none: the empty prompt, the model's unconditional mode).
+    Sample i depends on (seed, i) only: it is the same
     whatever ``n`` and ``batch_size`` (the chunk size), on any device.
     """
     if sampler not in SAMPLERS:
@@ -366,7 +391,17 @@ def generate(
     if spec.latent and (return_trajectory or not hasattr(model, "decode")):
         raise ConfigError("a latent diffusion model samples through its autoencoder: load it with load_diffusion "
                           "(its trajectory lives in latent space and is not returned)")  # fmt: skip
-    if guidance != 1.0 and not spec.num_classes:
+    if prompts is not None and spec.text is None:
+        raise ConfigError("a prompt was given but this model was not trained on text; train with --text to generate from prompts")
+    if spec.text is not None:
+        if labels is not None or classifier is not None:
+            raise ConfigError("this model reads prompts, not class labels: name the class in the prompt (e.g. --prompt \"太い 7\")")
+        if guidance != 1.0 and prompts is None:
+            raise ConfigError("guidance needs a prompt to move towards: pass prompts (--prompt)")
+        from genlab.text_pipeline import prompt_ids
+
+        cond = prompt_ids(spec.text, "" if prompts is None else prompts, n)
+    if guidance != 1.0 and not spec.conditional:
         raise ConfigError("guidance needs a class-conditional model; this one was trained without --conditional (drop --guidance)")
     classifier_scale = check_finite("classifier scale", classifier_scale)
     num_classes = classifier.config.num_classes if classifier is not None else spec.num_classes
@@ -375,7 +410,7 @@ def generate(
     if labels is not None and not num_classes:
         raise ConfigError("a class was given but this model is unconditional; train with --conditional to choose classes, "
                           "or guide it with a noise-aware classifier (--classifier)")  # fmt: skip
-    if guidance != 1.0 and labels is None:
+    if guidance != 1.0 and labels is None and spec.text is None:
         raise ConfigError("guidance needs the classes to generate: pass labels (--class)")
     if isinstance(labels, int):
         labels = torch.full((n,), labels, dtype=torch.long)
@@ -395,7 +430,7 @@ def generate(
     denoiser = CallCounter(make_denoiser(model, spec, guidance, process, classifier, classifier_scale))
     out = sample(
         SAMPLER_FUNCTIONS[sampler], denoiser, n, spec.shape, default_grid(process, sampler, steps, grid),
-        seed=seed, cond=labels, batch_size=batch_size, device=module_device(model),
+        seed=seed, cond=cond if spec.text is not None else labels, batch_size=batch_size, device=module_device(model),
         trajectory=return_trajectory, progress=progress, **kwargs,
     )  # fmt: skip
     if stats is not None:

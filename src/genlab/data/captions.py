@@ -89,6 +89,36 @@ class CaptionScheme:
         b = self.bins(images)
         return [self.caption(int(y), {a: b[a][i] for a in ATTRIBUTES}, lang, attributes) for i, y in enumerate(labels.tolist())]
 
+    def random_captions(self, images: torch.Tensor, labels: torch.Tensor, langs: tuple[str, ...] = ("ja", "en"),
+                        keep_prob: float = 0.5, seed: int = 0) -> list[str]:  # fmt: skip
+        """One caption per image naming its class and a random subset of its attributes (each kept
+        with probability ``keep_prob``) in a random language of ``langs``, drawn once from ``seed``:
+        so a model trained on them also understands prompts that name only some attributes
+        ("太い 7"), and the empty subset ("7") too."""
+        if not langs or any(lang not in ("ja", "en") for lang in langs):
+            raise ConfigError(f"captions are written in 'ja' and/or 'en', not {langs!r}")
+        rng = np.random.default_rng(seed)
+        b = self.bins(images)
+        keep = rng.random((len(labels), len(ATTRIBUTES))) < keep_prob
+        lang = rng.integers(len(langs), size=len(labels))
+        return [self.caption(int(y), {a: b[a][i] for a in ATTRIBUTES}, langs[lang[i]], tuple(a for a, k in zip(ATTRIBUTES, keep[i]) if k))
+                for i, y in enumerate(labels.tolist())]  # fmt: skip
+
+    def vocabulary(self) -> list[str]:
+        """Every word a caption can hold, in both languages."""
+        return [w for ja, en in WORDS.values() for w in (*ja, *en)] + list(self.class_names)
+
+    def to_dict(self) -> dict:
+        return {"class_names": list(self.class_names), "cuts": {a: list(c) for a, c in self.cuts.items()}}
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> CaptionScheme:
+        try:
+            cuts = {a: (float(raw["cuts"][a][0]), float(raw["cuts"][a][1])) for a in ATTRIBUTES}
+            return cls(class_names=tuple(str(c) for c in raw["class_names"]), cuts=cuts)
+        except (KeyError, TypeError, ValueError, IndexError):
+            raise ConfigError(f"caption scheme {raw!r} is not valid: it needs class_names and two cuts for each of {', '.join(ATTRIBUTES)}") from None
+
     def parse(self, caption: str) -> tuple[int | None, dict[str, int]]:
         """(class or None, {attribute: word index}) named in ``caption`` (either language); words not
         in the vocabulary are ignored, so a prompt may name any subset."""

@@ -33,6 +33,7 @@ from genlab.errors import ConfigError
 __all__ = ["PromptTokenizer", "TextEncoder", "TextEncoderConfig"]
 
 PAD, UNK, CLS = "[PAD]", "[UNK]", "[CLS]"
+PAD_ID, UNK_ID, CLS_ID = 0, 1, 2  # the special tokens' ids in every PromptTokenizer vocabulary
 
 
 class PromptTokenizer:
@@ -49,6 +50,7 @@ class PromptTokenizer:
         tok = Tokenizer(models.WordLevel(unk_token=UNK))
         tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
         tok.train_from_iterator(list(prompts), trainers.WordLevelTrainer(special_tokens=[PAD, UNK, CLS]))
+        assert [tok.token_to_id(t) for t in (PAD, UNK, CLS)] == [PAD_ID, UNK_ID, CLS_ID]
         return cls(tok, max_length)
 
     @classmethod
@@ -71,11 +73,10 @@ class PromptTokenizer:
         if isinstance(prompts, str):
             prompts = [prompts]
         ids = torch.zeros(len(prompts), self.max_length, dtype=torch.long)
-        cls_id = self.tokenizer.token_to_id(CLS)
         for i, enc in enumerate(self.tokenizer.encode_batch(list(prompts))):
-            row = [cls_id, *enc.ids][: self.max_length]
+            row = [CLS_ID, *enc.ids][: self.max_length]
             ids[i, : len(row)] = torch.tensor(row)
-        return ids, ids == 0
+        return ids, ids == PAD_ID
 
     def decode(self, ids: torch.Tensor) -> list[str]:
         """Token ids back to words (special tokens dropped)."""

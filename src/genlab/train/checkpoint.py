@@ -69,6 +69,7 @@ MODEL_CLASSES: dict[str, tuple[str, str]] = {
     "StyleGenerator": ("genlab.nn.stylegan:StyleGenerator", "genlab.nn.stylegan:StyleGANConfig"),
     "Autoencoder": ("genlab.nn.autoencoder:Autoencoder", "genlab.nn.autoencoder:AutoencoderConfig"),
     "TextEncoder": ("genlab.nn.text_encoder:TextEncoder", "genlab.nn.text_encoder:TextEncoderConfig"),
+    "TextConditionedUNet": ("genlab.nn.text_unet:TextConditionedUNet", "genlab.nn.text_unet:TextConditionedUNetConfig"),
 }
 
 
@@ -105,7 +106,8 @@ def conform(value, tp):
     """``value`` read from JSON, checked against the annotation ``tp`` and converted to it.
 
     Handles what config dataclasses use: int, float (an int is accepted), bool, str, None,
-    ``X | Y`` / Optional, ``tuple[int, ...]`` and fixed tuples (JSON lists), list, dict, Literal.
+    ``X | Y`` / Optional, ``tuple[int, ...]`` and fixed tuples (JSON lists), list, dict, Literal,
+    and nested config dataclasses (JSON objects of their fields).
     Raises ``TypeError`` when the value does not fit.
     """
     origin, args = typing.get_origin(tp), typing.get_args(tp)
@@ -140,6 +142,11 @@ def conform(value, tp):
     elif origin is typing.Literal:
         if value in args:
             return value
+    elif dataclasses.is_dataclass(tp) and isinstance(tp, type) and isinstance(value, dict):  # a nested config
+        hints, names = typing.get_type_hints(tp), {f.name for f in dataclasses.fields(tp)}
+        if set(value) - names:
+            raise TypeError(value)
+        return tp(**{k: conform(v, hints[k]) for k, v in value.items()})
     elif isinstance(tp, type) and isinstance(value, tp):
         return value
     raise TypeError(value)
