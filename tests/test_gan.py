@@ -167,6 +167,21 @@ def test_adversarial_step_refuses_a_penalty_on_a_batch_norm_critic():
         AdversarialStep(n_critic=0)
 
 
+def test_minibatch_std_has_finite_second_derivatives_where_samples_agree():
+    """Real digits share a blank border, so some critic features are equal across a group; a
+    gradient penalty (R1, WGAN-GP) differentiates the critic twice there, which √var made 0/0."""
+    from genlab.nn.gan import DCGANConfig, DCGANDiscriminator
+
+    torch.manual_seed(0)
+    d = DCGANDiscriminator(DCGANConfig(width=8, d_norm="none", spectral_norm=True, minibatch_std=True))
+    x = -torch.ones(8, 1, 28, 28)
+    x[:, :, 8:20, 8:20] = torch.rand(8, 1, 12, 12) * 2 - 1  # ink in the middle, the same blank border everywhere
+    x.requires_grad_(True)
+    (g,) = torch.autograd.grad(d(x).sum(), x, create_graph=True)
+    g.square().sum().backward()
+    assert all(torch.isfinite(p.grad).all() for p in d.parameters() if p.grad is not None)
+
+
 def test_minibatch_std_sees_a_collapsed_batch():
     from genlab.nn.gan import minibatch_std
 
@@ -174,7 +189,7 @@ def test_minibatch_std_sees_a_collapsed_batch():
     s = minibatch_std(h)
     by_hand = [h[i : i + 4].std(0, unbiased=False).mean() for i in (0, 4)]
     torch.testing.assert_close(s[:, 0], torch.stack(by_hand).repeat_interleave(4))
-    assert torch.equal(minibatch_std(h[:1].expand(8, 5)), torch.zeros(8, 1))  # every sample the same: spread 0
+    torch.testing.assert_close(minibatch_std(h[:1].expand(8, 5)), torch.full((8, 1), 1e-4))  # every sample the same: spread √1e-8
     torch.testing.assert_close(minibatch_std(h[:6])[:, 0], h[:6].std(0, unbiased=False).mean().expand(6))  # 6 ∤ 4: the whole batch
     # the critic's verdict on one image depends on the rest of its batch only with the feature
     x = torch.rand(4, 1, 28, 28, generator=torch.Generator().manual_seed(1)) * 2 - 1

@@ -178,10 +178,11 @@ def minibatch_std(h: torch.Tensor, group: int = 4) -> torch.Tensor:
     (the whole batch if it does not divide), the std of each feature over the group, averaged over
     the features — (N, 1), the same for the group's members. A generator that gives every z the same
     image has spread 0, which the discriminator then sees; without a cross-sample feature (or batch
-    norm) it cannot tell a collapsed batch from a varied one."""
+    norm) it cannot tell a collapsed batch from a varied one. The std is √(var + 1e-8), as in ProGAN:
+    features equal across a group (the blank border of real digits) would make √var's gradient 0/0."""
     n = h.shape[0]
     g = group if n % group == 0 else n
-    spread = h.reshape(n // g, g, -1).std(dim=1, unbiased=False).mean(dim=1)  # (N/g,)
+    spread = (h.reshape(n // g, g, -1).var(dim=1, unbiased=False) + 1e-8).sqrt().mean(dim=1)  # (N/g,)
     return spread.repeat_interleave(g)[:, None]
 
 
