@@ -72,6 +72,19 @@ def test_the_null_label_is_the_empty_prompt_and_prompts_change_the_prediction(te
     assert torch.allclose(model(x, t, ids), thin_seven, atol=1e-6)
 
 
+def test_cross_attention_maps_are_distributions_over_the_real_tokens(text):
+    model = randomised(tiny_model(text))
+    x, t, ids = torch.randn(2, 1, 16, 16), torch.tensor([100, 700]), prompt_ids(text, "太い 右に傾いた 7", 2)
+    maps = model.cross_attention_maps(x, t, ids)
+    assert list(maps) == [8]  # the 8×8 level (attention_resolutions) and the middle, also 8×8
+    for side, m in maps.items():
+        assert m.shape == (2, 8, side, side)
+        torch.testing.assert_close(m.sum(1), torch.ones(2, side, side))
+        assert torch.equal(m[:, ids[0] == NULL_PROMPT_ID], torch.zeros_like(m[:, ids[0] == NULL_PROMPT_ID]))
+    assert all(b.attention is None and not b.keep_attention for b in model.modules() if hasattr(b, "keep_attention"))
+    torch.testing.assert_close(model(x, t, ids), randomised(tiny_model(text))(x, t, ids))  # the maps do not change the model
+
+
 def test_cfg_on_prompts_mixes_the_prompted_and_empty_predictions(text):
     """w = 0 is the model under the empty prompt, w = 1 the model itself, and w is affine in between."""
     model = randomised(tiny_model(text))

@@ -25,7 +25,7 @@ from torch import nn
 
 from genlab.errors import ConfigError
 from genlab.nn.text_encoder import CLS_ID, PAD_ID, TextEncoder, TextEncoderConfig
-from genlab.nn.unet import UNet, UNetConfig
+from genlab.nn.unet import CrossAttention, UNet, UNetConfig
 
 __all__ = ["NULL_PROMPT_ID", "TextConditionedUNet", "TextConditionedUNetConfig"]
 
@@ -70,3 +70,23 @@ class TextConditionedUNet(nn.Module):
             y = torch.zeros(x.shape[0], self.config.text.max_length, dtype=torch.long, device=x.device)
         context, mask = self.encode(y)
         return self.unet(x, t, context=context, context_mask=mask)
+
+    @torch.no_grad()
+    def cross_attention_maps(self, x: torch.Tensor, t: torch.Tensor, ids: torch.Tensor) -> dict[int, torch.Tensor]:
+        """Where each token is read: {feature-map side s: (B, L, s, s)}, the attention probabilities
+        of every cross-attention block at that resolution, averaged over heads and blocks. Over the
+        L tokens they sum to 1 at each position (padding gets 0)."""
+        blocks = [m for m in self.unet.modules() if isinstance(m, CrossAttention)]
+        for m in blocks:
+            m.keep_attention = True
+        try:
+            self(x, t, ids)
+            by_side: dict[int, list[torch.Tensor]] = {}
+            for m in blocks:
+                a = m.attention.mean(1)  # (B, HW, L)
+                side = int(round(a.shape[1] ** 0.5))
+                by_side.setdefault(side, []).append(a.transpose(1, 2).reshape(a.shape[0], a.shape[2], side, side))
+        finally:
+            for m in blocks:
+                m.keep_attention, m.attention = False, None
+        return {s: torch.stack(maps).mean(0) for s, maps in sorted(by_side.items(), reverse=True)}
