@@ -8,7 +8,7 @@ import torch.nn.functional as F
 pytest.importorskip("peft")
 
 from genlab.errors import CheckpointError, ConfigError  # noqa: E402
-from genlab.lora import add_lora, load_lora, lora_layers, lora_targets, merge_lora, save_lora, trainable_parameters, unmerge_lora  # noqa: E402
+from genlab.lora import add_lora, load_lora, lora_disabled, lora_layers, lora_targets, merge_lora, save_lora, trainable_parameters, unmerge_lora  # noqa: E402
 from genlab.nn.unet import UNet, UNetConfig  # noqa: E402
 from genlab.train import TrainConfig, fit  # noqa: E402
 
@@ -77,6 +77,10 @@ def test_merge_keeps_the_output_and_unmerge_restores_the_base_weights():
     torch.testing.assert_close(model.get_submodule("mid1.conv1").base_layer.weight, base_w, rtol=0, atol=1e-6)
     torch.testing.assert_close(model(X, T), before, rtol=1e-5, atol=1e-5)
     assert not torch.allclose(before, unet()(X, T), atol=1e-4)  # the adapter does change the model
+    merge_lora(model)
+    with lora_disabled(model):  # the base model exactly, even from a merged state
+        torch.testing.assert_close(model(X, T), unet()(X, T), rtol=0, atol=1e-6)
+    torch.testing.assert_close(model(X, T), before, rtol=1e-5, atol=1e-5)
 
 
 def test_save_and_load_round_trip_through_safetensors(tmp_path):

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -34,7 +35,8 @@ from torch import nn
 
 from genlab.errors import CheckpointError, ConfigError
 
-__all__ = ["LORA_KINDS", "add_lora", "load_lora", "lora_layers", "lora_targets", "merge_lora", "save_lora", "trainable_parameters", "unmerge_lora"]
+__all__ = ["LORA_KINDS", "add_lora", "load_lora", "lora_disabled", "lora_layers", "lora_targets", "merge_lora", "save_lora",
+           "trainable_parameters", "unmerge_lora"]
 
 LORA_KINDS = {
     "attention": ("qkv", "proj", "q", "kv"),  # SelfAttention.qkv/proj, CrossAttention.q/kv/proj
@@ -107,6 +109,21 @@ def unmerge_lora(model: nn.Module) -> None:
     for m in lora_layers(model):
         if m.merged:
             m.unmerge()
+
+
+@contextmanager
+def lora_disabled(model: nn.Module):
+    """Inside ``with lora_disabled(model):`` the model is its base model exactly (adapters unmerged
+    and switched off); on leaving, the adapters are back (unmerged)."""
+    layers = lora_layers(model)
+    unmerge_lora(model)
+    for m in layers:
+        m.enable_adapters(False)
+    try:
+        yield model
+    finally:
+        for m in layers:
+            m.enable_adapters(True)
 
 
 def _info(model: nn.Module) -> dict:
