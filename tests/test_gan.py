@@ -19,6 +19,7 @@ from genlab.nn.gan import (
     discriminator_loss,
     generator_loss,
     gradient_penalty,
+    r1_penalty,
 )
 
 
@@ -89,6 +90,25 @@ def test_gradient_penalty_matches_finite_differences():
     gp.backward()
     weights = [p for p in critic.parameters() if p.ndim == 2]
     assert weights and all(p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0 for p in weights)
+
+
+def test_r1_penalty_matches_finite_differences_and_a_linear_critic():
+    torch.manual_seed(0)
+    critic = MLPDiscriminator(data_dim=3, hidden=(16,)).double()
+    real = torch.randn(5, 3, dtype=torch.float64)
+    h, sq = 1e-6, []
+    with torch.no_grad():
+        for i in range(5):
+            grad = [(critic(real[i : i + 1] + h * e) - critic(real[i : i + 1] - h * e)).item() / (2 * h) for e in torch.eye(3, dtype=torch.float64)]
+            sq.append(np.sum(np.square(grad)))
+    r1 = r1_penalty(critic, real)
+    assert r1.item() == pytest.approx(np.mean(sq), rel=1e-6)
+    r1.backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in critic.parameters() if p.ndim == 2)
+    linear = nn.Linear(4, 1, bias=False)
+    with torch.no_grad():
+        linear.weight.copy_(torch.tensor([[3.0, 0.0, -4.0, 0.0]]))  # ∇D = w: ‖w‖² = 25 at every image
+    assert r1_penalty(lambda x: linear(x).squeeze(1), torch.randn(7, 4)).item() == pytest.approx(25.0)
 
 
 def test_gradient_penalty_of_a_unit_lipschitz_linear_critic_is_zero():

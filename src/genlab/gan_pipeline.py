@@ -10,11 +10,13 @@ model         generator               discriminator                   loss      
 ``dcgan``     DCGAN                   DCGAN, batch norm               non-saturating       2e-4, 0.5, 0.999; 1
 ``wgan-gp``   DCGAN                   DCGAN, layer norm (no BN)       Wasserstein + 10·GP  1e-4, 0.0, 0.9;   5
 ``sngan``     DCGAN                   DCGAN, spectral norm            hinge                2e-4, 0.5, 0.999; 1
-``stylegan``  StyleGAN-style          DCGAN, spectral norm            non-saturating       2e-4, 0.0, 0.99;  1
+``stylegan``  StyleGAN-style          DCGAN, minibatch std            non-saturating + R1  2e-4, 0.0, 0.99;  1
 ============  ======================  ==============================  ===================  =========================
 
 (Radford et al. 2016; Gulrajani et al. 2017, Algorithm 1; Miyato et al. 2018; Karras et al. 2020
-for the β's.) ``batch_size`` is the number of real images per critic update, so a WGAN-GP step
+for the β's and R1 with γ = 1, applied every step.) StyleGAN's critic is regularised by R1 rather
+than by spectral normalisation: with spectral norm instead, the StyleGAN generator learned blobs
+and noise textures on MNIST at the same budget (see BENCHMARKS.md, StyleGAN section). ``batch_size`` is the number of real images per critic update, so a WGAN-GP step
 reads ``n_critic · batch_size`` images. GANs train at a constant learning rate, without gradient
 clipping (the trainer's NaN guard stays on), with an EMA of the generator that sampling uses.
 """
@@ -52,13 +54,14 @@ class GANRecipe:
     gp_weight: float
     lr: float
     betas: tuple[float, float]
+    r1_weight: float = 0.0  # γ of the R1 penalty γ/2 · E‖∇D(x_real)‖²
 
 
 GAN_MODELS: dict[str, GANRecipe] = {
     "dcgan": GANRecipe("dcgan", "batch", False, "non_saturating", 1, 0.0, 2e-4, (0.5, 0.999)),
     "wgan-gp": GANRecipe("dcgan", "layer", False, "wasserstein", 5, 10.0, 1e-4, (0.0, 0.9)),
     "sngan": GANRecipe("dcgan", "none", True, "hinge", 1, 0.0, 2e-4, (0.5, 0.999)),
-    "stylegan": GANRecipe("stylegan", "none", True, "non_saturating", 1, 0.0, 2e-4, (0.0, 0.99)),
+    "stylegan": GANRecipe("stylegan", "none", False, "non_saturating", 1, 0.0, 2e-4, (0.0, 0.99), r1_weight=1.0),
 }
 
 
@@ -144,7 +147,7 @@ def train_gan(
     spec_json = json.loads(json.dumps(dataclasses.asdict(spec)))
     identity = {GAN_KEY: spec_json, "recipe": json.loads(json.dumps(dataclasses.asdict(r)))}
     metadata = {GAN_KEY: spec_json, "recipe": identity["recipe"], "train_options": dataclasses.asdict(options)}
-    step = AdversarialStep(loss=r.loss, n_critic=r.n_critic, gp_weight=r.gp_weight)
+    step = AdversarialStep(loss=r.loss, n_critic=r.n_critic, gp_weight=r.gp_weight, r1_weight=r.r1_weight)
     hook = None
     if sample_fn is not None:
         hook = lambda st: sample_fn(st.emas["generator"].shadow if st.emas else st.models["generator"], st.step)  # noqa: E731

@@ -33,6 +33,7 @@ from genlab.nn.gan import (
     discriminator_loss,
     generator_loss,
     gradient_penalty,
+    r1_penalty,
 )
 from genlab.nn.mlp import MLPClassifier, MLPConfig, make_mlp
 from genlab.nn.noisy_classifier import NoisyClassifier, NoisyClassifierConfig
@@ -57,6 +58,6 @@ __all__ = [
     "MLPClassifier", "MLPConfig", "MLPDiscriminator", "MLPGenerator", "NoisyClassifier",
     "NoisyClassifierConfig", "PromptTokenizer", "StyleGANConfig", "StyleGenerator", "TextEncoder", "TextEncoderConfig", "TimestepEmbedding",
     "ToyDenoiser", "ToyDenoiserConfig", "UNet", "UNetConfig", "VAEConfig", "accuracy", "add_spectral_norm", "count_parameters",
-    "cross_entropy_loss", "discriminator_loss", "elbo_terms", "gaussian_kl", "generator_loss", "gradient_penalty", "importance_log_likelihood", "make_mlp", "predict",
+    "cross_entropy_loss", "discriminator_loss", "elbo_terms", "gaussian_kl", "generator_loss", "gradient_penalty", "r1_penalty", "importance_log_likelihood", "make_mlp", "predict",
     "reconstruction_nll", "reparameterize", "sinusoidal_embedding", "style_mix", "train_classifier", "truncate", "vae_loss",
 ]  # fmt: skip

@@ -62,6 +62,7 @@ __all__ = [
     "generator_loss",
     "gradient_penalty",
     "minibatch_std",
+    "r1_penalty",
 ]
 
 GAN_LOSSES = ("non_saturating", "minimax", "hinge", "wasserstein")
@@ -246,6 +247,15 @@ def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor, 
     return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
 
 
+def r1_penalty(critic: nn.Module, real: torch.Tensor) -> torch.Tensor:
+    """R1 (Mescheder et al. 2018): E[‖∇_x D(x)‖²₂] on real images only — it pushes the critic
+    towards zero slope on the data, so that near the equilibrium it stops pulling generated images
+    past the real ones. Differentiable in the critic's parameters (create_graph=True)."""
+    x = real.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(x).sum(), x, create_graph=True)
+    return grad.flatten(1).square().sum(1).mean()
+
+
 def add_spectral_norm(module: nn.Module, n_power_iterations: int = 1) -> nn.Module:
     """Wrap every Conv2d, ConvTranspose2d and Linear of ``module`` in spectral normalisation (in place;
     returns ``module``). Batch norm layers are left alone: pair it with ``d_norm="none"``."""
@@ -261,25 +271,28 @@ class AdversarialStep:
     """One GAN training step for :func:`genlab.train.engine.train`: ``n_critic`` discriminator
     updates, each on its share of the batch of real examples, then one generator update on as many
     fresh latents as one share. ``gp_weight`` λ adds λ · :func:`gradient_penalty` to the critic's
-    loss (WGAN-GP: ``loss="wasserstein"``, λ = 10, ``n_critic`` = 5 in Gulrajani et al.). Every draw
+    loss (WGAN-GP: ``loss="wasserstein"``, λ = 10, ``n_critic`` = 5 in Gulrajani et al.);
+    ``r1_weight`` γ adds γ/2 · :func:`r1_penalty` (StyleGAN: γ/2 · E‖∇D(x_real)‖², every step here
+    rather than lazily every 16). Every draw
     (z, the interpolation weights) is from the trainer's generator, so runs resume bit for bit.
     """
 
     loss: str = "non_saturating"
     n_critic: int = 1
     gp_weight: float = 0.0
+    r1_weight: float = 0.0
     _checked: nn.Module | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         _check_kind(self.loss)
         if isinstance(self.n_critic, bool) or not isinstance(self.n_critic, int) or self.n_critic < 1:
             raise ConfigError(f"n_critic must be a positive int, got {self.n_critic!r}")
-        if not self.gp_weight >= 0:
-            raise ConfigError(f"gp_weight must be >= 0, got {self.gp_weight!r}")
+        if not self.gp_weight >= 0 or not self.r1_weight >= 0:
+            raise ConfigError(f"gp_weight and r1_weight must be >= 0, got {self.gp_weight!r} and {self.r1_weight!r}")
 
     def __call__(self, ctx, batch) -> dict[str, float]:
         gen, disc, rng = ctx.models["generator"], ctx.models["discriminator"], ctx.generator
-        if self.gp_weight and disc is not self._checked:  # once per discriminator, not on every step
+        if (self.gp_weight or self.r1_weight) and disc is not self._checked:  # once per discriminator, not on every step
             if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in disc.modules()):
                 raise ConfigError("the gradient penalty needs per-sample gradients: build the discriminator without batch norm "
                                   "(DCGANConfig(d_norm='layer') or 'none')")  # fmt: skip
@@ -293,6 +306,8 @@ class AdversarialStep:
             d_loss = discriminator_loss(disc(real), disc(fake), self.loss)
             if self.gp_weight:
                 d_loss = d_loss + self.gp_weight * gradient_penalty(disc, real, fake, rng)
+            if self.r1_weight:
+                d_loss = d_loss + self.r1_weight / 2 * r1_penalty(disc, real)
             d_value = ctx.optimize("discriminator", d_loss)
         # the generator's backward also fills the discriminator's gradients; its next optimize clears them
         g_value = ctx.optimize("generator", generator_loss(disc(gen(gen.sample_latent(len(real), rng))), self.loss))

@@ -26,9 +26,10 @@ Instead of feeding z into the first layer, StyleGAN separates *what* to draw fro
 5. **Truncation**: w ← w̄ + ψ (w − w̄), ψ ∈ [0, 1], with w̄ = E[f(z)] (:meth:`StyleGenerator.mean_w`):
    ψ < 1 trades diversity for typicality; ψ = 0 gives the "average" image.
 
-Not here, for a CPU-sized model: equalised learning rate, the skip/residual architectures, path
-length regularisation and lazy R1 (the mapping network gets a variance-preserving He
-initialisation instead of equalised learning rate). The output is linear, as in StyleGAN: a tanh
+Not here, for a CPU-sized model: equalised learning rate, the skip/residual architectures and path
+length regularisation (the mapping network gets a variance-preserving He initialisation instead of
+equalised learning rate); R1 is applied every step rather than lazily (the ``stylegan`` recipe of
+:mod:`genlab.gan_pipeline`, :func:`genlab.nn.gan.r1_penalty`). The output is linear, as in StyleGAN: a tanh
 there saturated at the background value early in training and stopped learning; samples are
 clipped to [−1, 1] by :func:`genlab.gan_pipeline.gan_generate`.
 
