@@ -291,7 +291,56 @@ def section_families(r: dict, title: str = "Three families on MNIST at the same 
         lines += ["", "The stylegan row of this run was trained before commits 5641f36 (initialisation of the mapping "
                   "network and the affine maps, linear output) and 60d4679 (the critic's minibatch-std feature map); "
                   "the StyleGAN section below measures the recipe after both."]  # fmt: skip
+    if r.get("date", "") < "2026-12-03 19:5" and "stylegan" in r["rows"]:  # runs started before the R1 recipe
+        lines += ["", "The stylegan row predates commit 19b0659 (the critic regularised by R1 instead of spectral normalisation)."]
     return lines + [""]
+
+
+def section_text2image(r: dict) -> list[str]:
+    lines = [
+        "## Text-to-image on MNIST (`GENLAB_DATA=... python benchmarks/text2image_mnist.py`)", "", stamp(r), "",
+        f"A text-conditioned model (text encoder + cross-attention, captions naming the class and a random subset of the measured "
+        f"attributes, Japanese or English) and a class-conditional model: the same U-Net, {r['steps']} steps of batch {r['batch']} on "
+        f"{r['train_images']} images each. Prompts: {r['prompts']}; N = {r['n']} per row, {r['sampling']}. Class judged by the "
+        f"classifier of {r['feature_net']}; attributes by the measurement that wrote the captions (chance 1/3 — the class model cannot "
+        f"read them, so its attribute columns measure chance on these prompts). FID vs {r['reference']}.", "",
+        "| model | CFG w | class | thickness | slant | size | FID | sampling | training |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]  # fmt: skip
+    for row in r["rows"]:
+        lines.append(f"| {row['model']} | {row['guidance']:g} | {row['class_accuracy']:.1%} | {row['thickness_accuracy']:.1%} | "
+                     f"{row['slant_accuracy']:.1%} | {row['size_accuracy']:.1%} | {row['FID']:.1f} | {row['sample_seconds']:.0f} s | "
+                     f"{row['train_seconds']:.0f} s |")  # fmt: skip
+    real = r["real_images_own_captions"]
+    lines += ["", f"Real training images judged against their own captions: class {real['class']:.1%} (the judge's accuracy); "
+              "the attributes are 100 % by construction.", ""]  # fmt: skip
+    lines += [f"![{row['model']} w={row['guidance']:g}]({row['grid']})" for row in r["rows"] if "grid" in row]
+    return lines + ["", f"![cross-attention]({r['attention_figure']})", ""]
+
+
+def section_lora(r: dict) -> list[str]:
+    rows = r["rows"]
+    lines = [
+        "## LoRA vs full fine-tuning on MNIST → bold digits (`GENLAB_DATA=... python benchmarks/lora_mnist.py`)", "", stamp(r), "",
+        f"Base: the course U-Net, {r['base_steps']} steps on MNIST. Target style: 3×3 max-pool dilation. Fine-tuning: {r['tune_steps']} "
+        f"steps on {r['tune_images']} bold digits, lr {r['tune_lr']}, batch {r['batch']}; LoRA rank {r['rank']} on the attention "
+        f"projections and residual convolutions. FID: N = {r['n']}, {r['sampling']}, vs {r['reference']}, features {r['feature_net']}.", "",
+        "| model | trainable parameters | seconds per step | FID original | FID bold | mean stroke thickness |",
+        "|---|---|---|---|---|---|",
+    ]  # fmt: skip
+    real = rows["real"]
+    lines.append(f"| real held-out images (plain / bold) | — | — | — | {real['FID_bold']:.1f} (plain vs bold) | {real['thickness']:.2f} / {real['thickness_bold']:.2f} |")
+    for key in ("base", "lora", "full"):
+        row = rows[key]
+        lines.append(f"| {row['label']} | {row.get('trainable_parameters', row.get('total_parameters', 0)) or '—'} | "
+                     f"{row['seconds_per_step']:.2f} |" if "seconds_per_step" in row else f"| {row['label']} | — | — |")
+        lines[-1] += f" {row['FID_original']:.1f} | {row['FID_bold']:.1f} | {row['thickness']:.2f} |"
+    if "disabled" in rows["lora"]:
+        d = rows["lora"]["disabled"]
+        lines.append(f"| LoRA switched off (`lora_disabled`) | — | — | {d['FID_original']:.1f} | {d['FID_bold']:.1f} | {d['thickness']:.2f} |")
+    lines += ["", f"LoRA adapter on disk: {rows['lora']['adapter_bytes'] / 1024:.1f} KiB (safetensors), for a model of "
+              f"{rows['lora']['total_parameters']:,} parameters.", ""]  # fmt: skip
+    return lines + [f"![{k}]({rows[k]['grid']})" for k in ("base", "lora", "full") if "grid" in rows[k]] + [""]
 
 
 def section_generic(name: str, r: dict) -> list[str]:
@@ -308,7 +357,8 @@ def main() -> None:
              "em_vs_sklearn": section_em, "vae_mnist": section_vae, "gan_modes": section_gan_modes,
              "families_mnist": section_families,
              "latent_mnist": lambda r: section_families(r, "Latent vs pixel-space diffusion on MNIST at the same CPU budget"),
-             "stylegan_mnist": lambda r: section_families(r, "StyleGAN-style generator vs DCGAN on MNIST at the same CPU budget")}
+             "stylegan_mnist": lambda r: section_families(r, "StyleGAN-style generator vs DCGAN on MNIST at the same CPU budget"),
+             "text2image_mnist": section_text2image, "lora_mnist": section_lora}
     for name, fn in known.items():
         if (r := load(name)) is not None:
             out += fn(r)

@@ -21,7 +21,7 @@ def test_thickness_and_size_of_an_upright_bar(width, length):
     x[0, 0, 4 : 4 + length, 10 : 10 + width] = 1.0
     a = measure_attributes(x)
     assert a["thickness"][0] == pytest.approx(width * length / (length + width))  # A / (P/2), P = 2(L + w)
-    assert a["size"][0] == length and a["slant"][0] == pytest.approx(0.0)
+    assert a["size"][0] == pytest.approx(np.sqrt(length * width)) and a["slant"][0] == pytest.approx(0.0)  # √(h·w) of the box
 
 
 @pytest.mark.parametrize("direction", [1, -1])
@@ -39,6 +39,15 @@ def test_empty_images_get_nan_and_shapes_are_checked():
     assert all(np.isnan(a[k]).all() for k in ATTRIBUTES)
     with pytest.raises(ConfigError, match="grey images"):
         measure_attributes(torch.zeros(2, 3, 8, 8))
+
+
+def test_size_is_not_tied_on_real_digits():
+    """MNIST-like digits share one height; the size words must still each name a real share of them."""
+    from genlab.data import load_digits
+
+    x = torch.nn.functional.interpolate(load_digits("train")[0], size=(28, 28), mode="bilinear", align_corners=False)
+    shares = np.bincount(CaptionScheme.fit(x).bins(x)["size"], minlength=3) / len(x)
+    assert shares.min() > 0.15, shares
 
 
 def test_tertiles_split_real_digits_in_thirds():

@@ -8,7 +8,9 @@ Three attributes are measured on the ink (pixels above the threshold, images in 
   wL/(L + w) → w for long strokes.
 - **slant** s = Cov(x, y) / Var(y) of the ink's pixel coordinates (y pointing up): the horizontal
   shift per row, the shear that MNIST's deskewing removes; s > 0 leans right.
-- **size** h: the height of the ink's bounding box in pixels.
+- **size** √(h·w): the geometric mean of the height and width of the ink's bounding box, in pixels.
+  (Not the height alone: MNIST normalises every digit into a 20-pixel box, so most heights are 20
+  and the tertile words of the height would leave the middle word empty.)
 
 :class:`CaptionScheme` turns each attribute into three words by the tertiles of the training set
 (so each word covers about a third of the images) and writes captions such as ``"太い 右に傾いた 7"``
@@ -53,9 +55,10 @@ def measure_attributes(images: torch.Tensor, threshold: float = 0.0) -> dict[str
         var_y = (ink * (ys - my[:, None, None]) ** 2).sum((1, 2)) / area
         slant = cov / var_y
         thickness = area / (edges / 2)
-    rows = ink.any(2)
-    top, bottom = rows.argmax(1), h - 1 - rows[:, ::-1].argmax(1)
-    size = np.where(area > 0, bottom - top + 1, np.nan).astype(np.float64)
+    rows, cols = ink.any(2), ink.any(1)
+    height = h - rows[:, ::-1].argmax(1) - rows.argmax(1)
+    width = w - cols[:, ::-1].argmax(1) - cols.argmax(1)
+    size = np.where(area > 0, np.sqrt(height * width.astype(np.float64)), np.nan)
     return {"thickness": np.where(area > 0, thickness, np.nan), "slant": np.where(area > 0, slant, np.nan), "size": size}
 
 
