@@ -53,3 +53,14 @@ def save(name: str, payload: dict) -> Path:
     path.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
     print(f"saved {path.relative_to(RESULTS.parent.parent)}")
     return path
+
+
+def feature_network_or_exit(dataset: str = "mnist", title: str = "MNIST"):
+    """genlab's feature network for ``dataset``, or exit with one line saying where the data was looked for."""
+    from genlab.errors import GenlabError
+    from genlab.metrics import feature_network
+
+    try:
+        return feature_network(dataset, progress=False)
+    except GenlabError as err:
+        raise SystemExit(f"{err}\n(this benchmark reads {title} from GENLAB_DATA={os.environ.get('GENLAB_DATA', '(unset)')})") from None

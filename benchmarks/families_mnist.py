@@ -40,12 +40,11 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, header, save  # noqa: E402
+from common import RESULTS, feature_network_or_exit, header, save  # noqa: E402
 from mnist_5min import scored, steps_for  # noqa: E402
 
-from genlab.errors import GenlabError  # noqa: E402
 from genlab.gan_pipeline import GAN_MODELS, GANSpec, GANTrainOptions, gan_generate, train_gan  # noqa: E402
-from genlab.metrics import feature_network, generator_training_set  # noqa: E402
+from genlab.metrics import generator_training_set  # noqa: E402
 from genlab.nn import count_parameters  # noqa: E402
 from genlab.nn.vae import VAE, VAEConfig, vae_loss  # noqa: E402
 from genlab.pipeline import DiffusionSpec, TrainOptions, build_model, generate, make_loss, train_config  # noqa: E402
@@ -145,10 +144,7 @@ def main() -> None:
     info = header("Three families on MNIST at the same CPU budget")
     threads = torch.get_num_threads()
     cpu_budget = args.cpu_seconds
-    try:
-        net = feature_network("mnist", progress=False)
-    except GenlabError as err:
-        raise SystemExit(f"{err}\n(this benchmark reads MNIST from GENLAB_DATA={os.environ.get('GENLAB_DATA', '(unset)')})") from None
+    net = feature_network_or_exit("mnist", "MNIST")
     train_x, train_y = generator_training_set(net, args.n)
     print(f"data: {len(train_x)} training images; reference: {args.n} real {net.reference} images; features: {net.describe()}; "
           f"budget {cpu_budget:.0f} CPU seconds per model ({threads} torch threads)", flush=True)  # fmt: skip

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
-import os
 import sys
 import tempfile
 import time
@@ -33,12 +32,11 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, header, save  # noqa: E402
+from common import RESULTS, feature_network_or_exit, header, save  # noqa: E402
 
 from genlab.data.captions import measure_attributes  # noqa: E402
-from genlab.errors import GenlabError  # noqa: E402
 from genlab.lora import add_lora, lora_disabled, merge_lora, save_lora, trainable_parameters  # noqa: E402
-from genlab.metrics import feature_network, frechet_distance_from_features, generator_training_set, reference_images  # noqa: E402
+from genlab.metrics import frechet_distance_from_features, generator_training_set, reference_images  # noqa: E402
 from genlab.pipeline import DiffusionSpec, TrainOptions, build_model, generate, make_loss, train_config  # noqa: E402
 from genlab.train import fit  # noqa: E402
 from genlab.viz import save_grid  # noqa: E402
@@ -63,10 +61,7 @@ def main() -> None:
     if args.quick:
         args.base_steps, args.tune_steps, args.n, sampling_steps = 10, 5, 200, 5
     info = header("LoRA vs full fine-tuning on MNIST → bold digits")
-    try:
-        net = feature_network("mnist", progress=False)
-    except GenlabError as err:
-        raise SystemExit(f"{err}\n(this benchmark reads MNIST from GENLAB_DATA={os.environ.get('GENLAB_DATA', '(unset)')})") from None
+    net = feature_network_or_exit("mnist", "MNIST")
     train_x, _ = generator_training_set(net, args.n)
     ref = reference_images(net, n=args.n)
     targets = {"original": net.features(ref), "bold": net.features(bold(ref))}  # reference features of each domain

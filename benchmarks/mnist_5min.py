@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import sys
 import time
 from pathlib import Path
@@ -47,10 +46,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, header, save  # noqa: E402
+from common import RESULTS, feature_network_or_exit, header, save  # noqa: E402
 
-from genlab.errors import GenlabError  # noqa: E402
-from genlab.metrics import evaluate, feature_network, generator_training_set  # noqa: E402
+from genlab.metrics import evaluate, generator_training_set  # noqa: E402
 from genlab.nn import count_parameters  # noqa: E402
 from genlab.pipeline import DiffusionSpec, TrainOptions, build_model, generate, make_loss, train_config  # noqa: E402
 from genlab.train import fit  # noqa: E402
@@ -156,10 +154,7 @@ def main() -> None:
     tag = args.tag or f"{args.dataset}_5min"
     title = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST"}[args.dataset]
     info = header(f'"{title} in 5 minutes" on this CPU')
-    try:
-        net = feature_network(args.dataset, progress=False)
-    except GenlabError as err:
-        raise SystemExit(f"{err}\n(this benchmark reads {title} from GENLAB_DATA={os.environ.get('GENLAB_DATA', '(unset)')})") from None
+    net = feature_network_or_exit(args.dataset, title)
     train_x, train_y = generator_training_set(net, args.n)
     print(f"data: {len(train_x)} training images ({net.trained_on} + held-out images outside the reference); "
           f"reference: {args.n} real {net.reference} images; features: {net.describe()}", flush=True)  # fmt: skip

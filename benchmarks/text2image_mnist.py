@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
 import sys
 import tempfile
 import time
@@ -29,11 +28,10 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, header, save  # noqa: E402
+from common import RESULTS, feature_network_or_exit, header, save  # noqa: E402
 
 from genlab.data.captions import ATTRIBUTES, WORDS  # noqa: E402
-from genlab.errors import GenlabError  # noqa: E402
-from genlab.metrics import evaluate, feature_network, generator_training_set  # noqa: E402
+from genlab.metrics import evaluate, generator_training_set  # noqa: E402
 from genlab.pipeline import DiffusionSpec, TrainOptions, generate, train_diffusion  # noqa: E402
 from genlab.text_pipeline import caption_ids, judge_prompts, prompt_ids, text_setup  # noqa: E402
 from genlab.viz import save_grid, setup_japanese_font  # noqa: E402
@@ -96,10 +94,7 @@ def main() -> None:
         args.steps, args.n, sampling_steps = 20, 180, 10
     scales = [float(w) for w in args.guidance.split(",")]
     info = header("Text-to-image on MNIST: prompt following of a CPU-trained model")
-    try:
-        net = feature_network("mnist", progress=False)
-    except GenlabError as err:
-        raise SystemExit(f"{err}\n(this benchmark reads MNIST from GENLAB_DATA={os.environ.get('GENLAB_DATA', '(unset)')})") from None
+    net = feature_network_or_exit("mnist", "MNIST")
     train_x, train_y = generator_training_set(net, args.n)
     text = text_setup(train_x)
     ids, captions = caption_ids(text, train_x, train_y)
