@@ -314,6 +314,9 @@ def section_text2image(r: dict) -> list[str]:
     real = r["real_images_own_captions"]
     lines += ["", f"Real training images judged against their own captions: class {real['class']:.1%} (the judge's accuracy); "
               "the attributes are 100 % by construction.", ""]  # fmt: skip
+    if r.get("date", "") < "2026-12-03 20:05":  # started before the size fix
+        lines += ["This run predates commit 6b3b93d: its size attribute was the bounding box's height, whose tertiles on MNIST "
+                  "leave the middle word empty, so its size column does not measure prompt following.", ""]  # fmt: skip
     lines += [f"![{row['model']} w={row['guidance']:g}]({row['grid']})" for row in r["rows"] if "grid" in row]
     return lines + ["", f"![cross-attention]({r['attention_figure']})", ""]
 
