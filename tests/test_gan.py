@@ -1,6 +1,7 @@
 """genlab.nn.gan: shapes, the losses against hand computations, WGAN-GP's penalty against finite
 differences, spectral normalisation against the SVD."""
 
+import copy
 import math
 
 import numpy as np
@@ -173,6 +174,24 @@ def test_adversarial_step_trains_on_the_engine_and_resumes_bit_for_bit(tmp_path,
             assert torch.equal(a, b), name
     for a, b in zip(full.emas["generator"].shadow.state_dict().values(), resumed.emas["generator"].shadow.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_the_r1_weight_adds_half_gamma_times_r1_of_the_real_batch_to_the_critic_loss():
+    from genlab.nn.gan import AdversarialStep, gan_state
+    from genlab.train.engine import TrainConfig, train
+
+    data = (torch.randn(16, 2, generator=torch.Generator().manual_seed(3)),)  # one batch = all of it
+
+    def first_d_loss(r1_weight):
+        torch.manual_seed(0)
+        state = gan_state(MLPGenerator(2, 2, (8,)), MLPDiscriminator(2, (8,)))
+        critic = copy.deepcopy(state.models["discriminator"])  # the critic before its first update
+        out = train(state, AdversarialStep(r1_weight=r1_weight), data, TrainConfig(steps=1, batch_size=16, warmup_steps=0, seed=1), progress=False)
+        return out.history["d_loss"][0], critic
+
+    plain, critic = first_d_loss(0.0)
+    with_r1, _ = first_d_loss(3.0)
+    assert with_r1 - plain == pytest.approx(1.5 * r1_penalty(critic, data[0]).item(), rel=1e-5)
 
 
 def test_adversarial_step_refuses_a_penalty_on_a_batch_norm_critic():
