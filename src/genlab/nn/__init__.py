@@ -2,6 +2,7 @@
 
 - :mod:`genlab.nn.embeddings`    sinusoidal timestep encoding
 - :mod:`genlab.nn.unet`          time- (and class-) conditioned U-Net for diffusion, optional cross-attention to a context (text)
+- :mod:`genlab.nn.dit`           Diffusion Transformer (DiT): patches as tokens, adaLN-Zero blocks; the U-Net's interface
 - :mod:`genlab.nn.toy_denoiser`  residual MLP denoiser for 2-D toy data
 - :mod:`genlab.nn.mlp`, :mod:`genlab.nn.classifier`  MLP and CNN classifiers
 - :mod:`genlab.nn.noisy_classifier`  time-conditioned classifier p(y | x_t, t) for classifier guidance
@@ -22,6 +23,7 @@ from genlab.nn.classifier import (
     predict,
     train_classifier,
 )
+from genlab.nn.dit import DiT, DiTConfig
 from genlab.nn.embeddings import TimestepEmbedding, sinusoidal_embedding
 from genlab.nn.gan import (
     DCGANConfig,
@@ -54,7 +56,7 @@ from genlab.nn.vae import (
 
 __all__ = [
     "Autoencoder", "AutoencoderConfig", "autoencoder_loss", "latent_scale_factor",
-    "VAE", "ConvClassifier", "ConvClassifierConfig", "DCGANConfig", "DCGANDiscriminator", "DCGANGenerator",
+    "VAE", "ConvClassifier", "ConvClassifierConfig", "DCGANConfig", "DCGANDiscriminator", "DCGANGenerator", "DiT", "DiTConfig",
     "MLPClassifier", "MLPConfig", "MLPDiscriminator", "MLPGenerator", "NoisyClassifier",
     "NoisyClassifierConfig", "PromptTokenizer", "StyleGANConfig", "StyleGenerator", "TextEncoder", "TextEncoderConfig", "TimestepEmbedding",
     "ToyDenoiser", "ToyDenoiserConfig", "UNet", "UNetConfig", "VAEConfig", "accuracy", "add_spectral_norm", "count_parameters",

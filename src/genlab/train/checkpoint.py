@@ -59,6 +59,7 @@ _TMP_PREFIX = ".tmp-"
 # carries code. name -> (model class, config dataclass), as "module:attribute".
 MODEL_CLASSES: dict[str, tuple[str, str]] = {
     "UNet": ("genlab.nn.unet:UNet", "genlab.nn.unet:UNetConfig"),
+    "DiT": ("genlab.nn.dit:DiT", "genlab.nn.dit:DiTConfig"),
     "ToyDenoiser": ("genlab.nn.toy_denoiser:ToyDenoiser", "genlab.nn.toy_denoiser:ToyDenoiserConfig"),
     "VAE": ("genlab.nn.vae:VAE", "genlab.nn.vae:VAEConfig"),
     "MLPClassifier": ("genlab.nn.classifier:MLPClassifier", "genlab.nn.mlp:MLPConfig"),
