@@ -75,10 +75,10 @@ def int_tuple(text: str) -> tuple[int, ...]:
 def build_parser() -> argparse.ArgumentParser:
     from genlab.diffusion.grids import GRIDS
     from genlab.gan_pipeline import GAN_MODELS
-    from genlab.pipeline import DATASETS, SAMPLERS
+    from genlab.pipeline import DATASETS, FLOW_PATHS, NETWORKS, SAMPLERS
 
     parser = argparse.ArgumentParser(prog="genlab", description="Train, sample and demo small diffusion models on a CPU.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{demo,train,train-classifier,sample,eval}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{demo,train,reflow,train-classifier,sample,eval}")
 
     demo = sub.add_parser("demo", help="train a class-conditional diffusion model on 8×8 digits in a few CPU minutes")
     demo.add_argument("--out", type=Path, default=Path("outputs/demo"), help="output folder (default: outputs/demo)")
@@ -101,6 +101,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--overwrite", action="store_true", help="replace a run that already exists in --out")
     train.add_argument("--schedule", default="linear", help="β schedule: linear, cosine, quadratic, sigmoid (default: linear)")
     train.add_argument("--prediction", choices=("epsilon", "x0", "v"), default="epsilon")
+    train.add_argument("--flow", choices=FLOW_PATHS, default=None,
+                       help="flow matching instead of a β schedule: the network predicts the velocity of the path; ot = the straight "
+                            "path of rectified flow (x_t = (1−t) x₀ + t ε), vp = the cosine variance-preserving path")
+    train.add_argument("--network", choices=NETWORKS, default="unet", help="denoiser network: the course U-Net or a Diffusion Transformer (dit)")
+    train.add_argument("--patch-size", type=positive_int, default=None, help="DiT patch size (default 4; 2 for images of 16×16 or less)")
+    train.add_argument("--hidden-size", type=positive_int, default=None, help="DiT token width (default 128)")
+    train.add_argument("--depth", type=positive_int, default=None, help="DiT transformer blocks (default 4)")
     train.add_argument("--min-snr-gamma", type=positive_float, default=None, help="Min-SNR-γ loss weighting (e.g. 5)")
     train.add_argument("--learned-variance", action="store_true",
                        help="also learn the reverse variance, with the hybrid loss (Nichol & Dhariwal 2021); DDPM sampling then uses it")
@@ -114,6 +121,20 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--toy", choices=TOY_SHAPES, default="moons", help="toy 2-D distribution for --dataset toy2d")
     train.add_argument("--ckpt-every", type=positive_int, default=500, help="checkpoint interval in steps (default: 500)")
     train.add_argument("--sample-every", type=non_negative_int, default=0, help="write a sample grid every N steps (0: only at the end)")
+
+    rf = sub.add_parser("reflow", help="straighten a flow-matching model (--flow ot): train its 2-rectified flow on its own (noise, sample) pairs")
+    rf.add_argument("--ckpt", type=Path, required=True, help="the flow-matching run to straighten (trained with --flow ot)")
+    rf.add_argument("--out", type=Path, default=None, help="run folder of the new model (default: <ckpt>-reflow)")
+    rf.add_argument("--pairs", type=positive_int, default=4000, help="(noise, sample) pairs drawn from the model (default: 4000)")
+    rf.add_argument("--pair-sampler", choices=SAMPLERS, default="flow-rk4", help="ODE solver that draws the pairs (default: flow-rk4)")
+    rf.add_argument("--pair-steps", type=positive_int, default=10, help="solver steps per pair (default: 10)")
+    rf.add_argument("--steps", type=positive_int, default=1000, help="optimiser steps of the new model (default: 1000)")
+    rf.add_argument("--batch-size", type=positive_int, default=128)
+    rf.add_argument("--lr", type=positive_float, default=1e-3, help="peak learning rate (default: 1e-3; it starts from trained weights)")
+    rf.add_argument("--seed", type=non_negative_int, default=0)
+    rf.add_argument("--ckpt-every", type=positive_int, default=500)
+    rf.add_argument("--resume", action="store_true", help="continue the reflow run in --out (its pairs are reused)")
+    rf.add_argument("--overwrite", action="store_true", help="replace a run that already exists in --out")
 
     tc = sub.add_parser("train-classifier", help="train a noise-aware classifier p(y | x_t) for classifier guidance of a diffusion checkpoint")
     tc.add_argument("--ckpt", type=Path, required=True, help="the diffusion run (or checkpoint) to guide: its data set and noise process are used")
@@ -257,10 +278,21 @@ def cmd_train(args) -> None:
     import torch
 
     from genlab.diffusion import SCHEDULES
-    from genlab.pipeline import DiffusionSpec, TrainOptions, generate, load_training_data, save_samples, train_diffusion
+    from genlab.pipeline import DiffusionSpec, TrainOptions, flow_process, generate, load_training_data, save_samples, train_diffusion
 
     if args.schedule not in SCHEDULES:
         raise GenlabError(f"unknown schedule {args.schedule!r}; choose one of: {', '.join(SCHEDULES)}")
+    if args.flow and (args.prediction != "epsilon" or args.schedule != "linear"):
+        raise GenlabError("--flow trains a velocity network on its own path: drop --prediction and --schedule")
+    if args.flow and args.learned_variance:
+        raise GenlabError("--learned-variance is for discrete β schedules; drop it or --flow")
+    dit = {k: v for k, v in (("patch_size", args.patch_size), ("hidden_size", args.hidden_size), ("depth", args.depth)) if v}
+    if dit and args.network != "dit":
+        raise GenlabError("--patch-size/--hidden-size/--depth configure the Diffusion Transformer: add --network dit")
+    if args.network == "dit" and (args.base_channels or args.channel_mults):
+        raise GenlabError("--base-channels/--channel-mults configure the U-Net; with --network dit use --patch-size/--hidden-size/--depth")
+    if args.network == "dit" and (args.dataset == "toy2d" or args.text or args.learned_variance):
+        raise GenlabError("--network dit is for images (class-conditional or not); drop --text/--learned-variance, or use the U-Net")
     if args.dataset == "toy2d" and args.conditional:
         raise GenlabError("toy2d has no labels, so it cannot be trained --conditional; drop the flag")
     if args.dataset == "toy2d" and (args.base_channels or args.channel_mults):
@@ -303,10 +335,12 @@ def cmd_train(args) -> None:
         data = (latents, *data[1:])
         frozen, latent = {AUTOENCODER_KEY: autoencoder}, {"scale_factor": scale, "image_shape": list(autoencoder.config.image_shape)}
         wrap = lambda model: LatentDiffusionModel(model, autoencoder, scale)  # noqa: E731
+    process = flow_process(args.flow) if args.flow else None
     spec = DiffusionSpec(
         dataset=args.dataset, shape=tuple(data[0].shape[1:]),
         num_classes=int(data[1].max()) + 1 if args.conditional else 0,
-        schedule=args.schedule, prediction=args.prediction, toy=args.toy if args.dataset == "toy2d" else None,
+        schedule=process.kind if process else args.schedule, prediction="velocity" if process else args.prediction,
+        process=process.config() if process else None, toy=args.toy if args.dataset == "toy2d" else None,
         clip=None if args.dataset == "toy2d" or args.latent else (-1.0, 1.0), learned_variance=args.learned_variance, latent=latent,
         text=text,
     )  # fmt: skip
@@ -314,6 +348,7 @@ def cmd_train(args) -> None:
         steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed, min_snr_gamma=args.min_snr_gamma,
         ckpt_every=args.ckpt_every, sample_every=args.sample_every,
         unet={k: v for k, v in (("base_channels", args.base_channels), ("channel_mults", args.channel_mults)) if v},
+        network=args.network, dit=dit,
     )  # fmt: skip
     n_show = 1000 if args.dataset == "toy2d" else 64
     labels = (lambda n: torch.arange(n) % spec.num_classes) if spec.num_classes else (lambda n: None)
@@ -347,6 +382,45 @@ def cmd_train(args) -> None:
     ax.figure.savefig(out / "loss.png", dpi=120, bbox_inches="tight")
     plt.close(ax.figure)
     print(f"done: {result.step} steps, final loss {sum(result.losses[-50:]) / max(len(result.losses[-50:]), 1):.4f}; checkpoints in {out}, samples in {path}")
+
+
+def cmd_reflow(args) -> None:
+    import torch
+
+    from genlab.flow.reflow import train_reflow
+    from genlab.pipeline import TrainOptions, generate, load_diffusion, save_samples
+    from genlab.train.checkpoint import resolve_checkpoint
+
+    teacher, spec = load_diffusion(args.ckpt)
+    if spec.process.get("kind") != "rectified_flow" or spec.prediction != "velocity":
+        raise GenlabError(f"{args.ckpt} is not a rectified-flow model (its process is {spec.process.get('kind')}, prediction "
+                          f"{spec.prediction}): reflow straightens a flow trained with `genlab train --flow ot`")  # fmt: skip
+    if spec.latent or spec.text:
+        raise GenlabError("reflow is implemented for pixel-space models with or without class labels (not --latent, --text)")
+    saved = read_train_options(args.ckpt)
+    out = args.out or Path(str(Path(args.ckpt)).rstrip("/") + "-reflow")
+    options = TrainOptions(steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed, ckpt_every=args.ckpt_every,
+                           unet=saved.get("unet", {}), network=saved.get("network", "unet"), dit=saved.get("dit", {}))  # fmt: skip
+    print(f"reflow of {args.ckpt}: {args.pairs} (noise, sample) pairs by {args.pair_sampler} in {args.pair_steps} steps, "
+          f"then {args.steps} steps of training → {out}", flush=True)  # fmt: skip
+    result = train_reflow(teacher, spec, options, pairs=args.pairs, pair_sampler=args.pair_sampler, pair_steps=args.pair_steps,
+                          out_dir=out, resume=args.resume, overwrite=args.overwrite,
+                          teacher_name=str(resolve_checkpoint(args.ckpt)))  # fmt: skip
+    model = result.best_model.eval()
+    n = 64
+    labels = torch.arange(n) % spec.num_classes if spec.num_classes else None
+    for steps in (1, 50):
+        samples = generate(model, spec, n, sampler="flow-euler", steps=steps, labels=labels, seed=args.seed)
+        save_samples(samples, spec, out / f"samples_{steps}step.png", nrow=spec.num_classes or None)
+    print(f"done: {result.step} steps; one-step samples in {out / 'samples_1step.png'} "
+          f"(sample with `genlab sample --ckpt {out} --sampler flow-euler --steps 1`)")
+
+
+def read_train_options(path) -> dict:
+    """The ``train_options`` a diffusion run was trained with (empty if the checkpoint has none)."""
+    from genlab.train.checkpoint import read_config
+
+    return read_config(path).get("metadata", {}).get("train_options", {}) or {}
 
 
 def cmd_train_gan(args) -> None:
@@ -528,7 +602,7 @@ def os_error_message(e: OSError) -> str:
     return f"{e.strerror or e}{':' + where if where else ''}"
 
 
-COMMANDS = {"demo": cmd_demo, "train": cmd_train, "train-classifier": cmd_train_classifier, "sample": cmd_sample, "eval": cmd_eval}
+COMMANDS = {"demo": cmd_demo, "train": cmd_train, "reflow": cmd_reflow, "train-classifier": cmd_train_classifier, "sample": cmd_sample, "eval": cmd_eval}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -163,7 +163,37 @@ def load_training_data(dataset: str, *, split: str = "train", toy: str = "moons"
     return load_image_dataset(dataset, split=split)
 
 
-def build_model(spec: DiffusionSpec, **unet_overrides) -> nn.Module:
+FLOW_PATHS = ("ot", "vp")  # flow matching: the optimal-transport (straight) path, the variance-preserving (cosine) path
+NETWORKS = ("unet", "dit")
+
+
+def flow_process(path: str):
+    """The process of a flow-matching path: ``"ot"`` → rectified flow (x_t = (1 − t) x₀ + t ε),
+    ``"vp"`` → the cosine VP path (α = cos(πt/2), σ = sin(πt/2)); both are trained with velocity prediction."""
+    from genlab.diffusion import ContinuousVP, RectifiedFlow
+
+    if path not in FLOW_PATHS:
+        raise ConfigError(f"unknown flow-matching path {path!r}; choose one of: {', '.join(FLOW_PATHS)}")
+    return RectifiedFlow() if path == "ot" else ContinuousVP(schedule="cosine")
+
+
+def build_model(spec: DiffusionSpec, network: str = "unet", dit: dict | None = None, **unet_overrides) -> nn.Module:
+    """The network for ``spec``: the course U-Net (``unet_overrides`` change its config) or a
+    Diffusion Transformer (``network="dit"``, ``dit`` overrides :class:`~genlab.nn.dit.DiTConfig`)."""
+    if network not in NETWORKS:
+        raise ConfigError(f"unknown network {network!r}; choose one of: {', '.join(NETWORKS)}")
+    if network == "dit":
+        from genlab.nn.dit import DiT, DiTConfig
+
+        if spec.dataset == "toy2d" or spec.text is not None or spec.learned_variance:
+            raise ConfigError("the Diffusion Transformer is for images, with or without class labels (no --text, --learned-variance, toy2d)")
+        c, h, _ = spec.shape
+        dit = dict(dit or {})
+        fixed = sorted(set(dit) & {"image_size", "in_channels", "num_classes"})
+        if fixed:
+            raise ConfigError(f"DiT settings {', '.join(fixed)} follow from the data; drop them from the overrides")
+        dit.setdefault("patch_size", 2 if h <= 16 else 4)  # 8×8 digits: 16 tokens of 2×2; 28×28: 49 of 4×4
+        return DiT(DiTConfig(image_size=h, in_channels=c, num_classes=spec.num_classes, **dit))
     if spec.dataset == "toy2d":
         return ToyDenoiser(ToyDenoiserConfig(dim=spec.shape[0], num_classes=spec.num_classes))
     c, h, w = spec.shape
@@ -192,6 +222,9 @@ class TrainOptions:
     ckpt_every: int = 500
     sample_every: int = 0
     unet: dict = field(default_factory=dict)  # UNetConfig overrides (base_channels, channel_mults, …)
+    network: str = "unet"  # "unet" or "dit" (a Diffusion Transformer)
+    dit: dict = field(default_factory=dict)  # DiTConfig overrides (patch_size, hidden_size, depth, …)
+    coupled: bool = False  # batches end with the noise paired with each image (reflow: genlab.flow.reflow)
 
 
 def make_loss(spec: DiffusionSpec, options: TrainOptions) -> DiffusionLoss | HybridLoss:
@@ -207,7 +240,7 @@ def make_loss(spec: DiffusionSpec, options: TrainOptions) -> DiffusionLoss | Hyb
         weighting="min_snr" if options.min_snr_gamma is not None else "none",
         min_snr_gamma=options.min_snr_gamma if options.min_snr_gamma is not None else 5.0,
         conditional=conditional, cond_drop_prob=options.cond_drop_prob if conditional else 0.0,
-        null_label=spec.null_label,
+        null_label=spec.null_label, coupled=options.coupled,
     )  # fmt: skip
 
 
@@ -232,21 +265,32 @@ def train_diffusion(
     sample_fn: Callable[[nn.Module, int], None] | None = None,
     progress: bool = True,
     frozen: dict[str, nn.Module] | None = None,
+    initial_state: dict[str, torch.Tensor] | None = None,
+    extra_metadata: dict | None = None,
 ) -> TrainResult:
-    """Build the default network for ``spec`` and train it on ``data`` with its loss.
+    """Build the network for ``spec`` and train it on ``data`` with its loss.
 
     ``frozen`` models (a latent model's autoencoder) are saved in the checkpoints, untrained.
+    ``initial_state``: weights to start from instead of a fresh initialisation (reflow starts from
+    the flow it straightens); ``extra_metadata`` is stored with the run (and is part of its identity).
     The run's identity — the diffusion setup and the objective — goes to the trainer, which refuses
     to resume a checkpoint written with another one. The caller's global RNG is left untouched.
     """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(options.seed)  # the network's initial weights
-        model = build_model(spec, **options.unet)
+        model = build_model(spec, options.network, options.dit, **options.unet)
+    if initial_state is not None:
+        model.load_state_dict(initial_state)
     loss_fn = make_loss(spec, options)
     config = train_config(options)
     spec_json = json.loads(json.dumps(dataclasses.asdict(spec)))
     identity = {"diffusion": spec_json, "loss": loss_fn.config(), "unet": json.loads(json.dumps(options.unet))}
+    if options.network != "unet":  # only where it differs, so runs written before the option still resume
+        identity["network"] = {"name": options.network, "dit": json.loads(json.dumps(options.dit))}
     metadata = {"diffusion": spec_json, "train_options": dataclasses.asdict(options), "loss": loss_fn.config()}
+    if extra_metadata:
+        identity.update(extra_metadata)
+        metadata.update(extra_metadata)
     return fit(
         model, loss_fn, data, config, out_dir=out_dir, resume=resume, overwrite=overwrite, identity=identity,
         sample_fn=sample_fn, metadata=metadata, progress=progress, frozen=frozen,

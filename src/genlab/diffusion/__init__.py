@@ -18,6 +18,8 @@
 - :mod:`.dpm_solver`        DPM-Solver++(2M), exponential integration in log-SNR
 - :mod:`.unipc`             UniPC, predictor–corrector of any order
 - :mod:`.pf_ode`            the PF-ODE handed to scipy's adaptive solvers
+- :mod:`.velocity`          the velocity u = α̇ x̂₀ + σ̇ ε̂ of a continuous path (flow matching's field)
+- :mod:`.flow_solvers`      Euler, midpoint and RK4 on dx/dt = u(x, t) in the path's own time
 - :mod:`.vlb`               the full variational bound in bits/dim, with the discretised decoder
 - :mod:`.learned_variance`  learned reverse variances and the hybrid loss (improved DDPM)
 - :mod:`.sampling`          the sampler registry; many samples in chunks, one condition per sample
@@ -31,6 +33,7 @@ from genlab.diffusion.denoisers import CallCounter, Conditioned, EDMPrecond, Net
 from genlab.diffusion.dpm_solver import dpmpp_2m_sample
 from genlab.diffusion.euler_heun import euler_sample, heun_sample
 from genlab.diffusion.exact import NoisedGaussianMixture
+from genlab.diffusion.flow_solvers import flow_euler_sample, flow_midpoint_sample, flow_rk4_sample
 from genlab.diffusion.forward import q_posterior, q_sample, q_step
 from genlab.diffusion.grids import GRIDS, karras_sigmas, log_snr_sigmas, make_grid, noise_level_range, sigma_grid
 from genlab.diffusion.guidance import ClassifierFreeGuidance, cfg_combine
@@ -97,6 +100,7 @@ from genlab.diffusion.schedules import (
 )
 from genlab.diffusion.thresholding import ClipX0, DynamicThreshold
 from genlab.diffusion.unipc import unipc_sample
+from genlab.diffusion.velocity import velocity
 from genlab.diffusion.vlb import VariationalBound, discretized_gaussian_log_likelihood, normal_kl, quantize, variational_bound
 
 __all__ = [
@@ -106,11 +110,11 @@ __all__ = [
     "NoisyClassifierLoss", "Process",
     "RectifiedFlow", "SampleNoise", "StepInfo", "Trajectory", "UniformTime", "VEProcess",
     "accuracy_by_time", "cfg_combine", "classifier_log_prob", "convert", "cosine_betas", "ddim_coefficients", "ddim_sample", "ddpm_coefficients",
-    "ddpm_sample", "default_grid", "diffusion_loss", "discretized_gaussian_log_likelihood", "dpmpp_2m_sample", "euler_sample", "extract", "grid_kind", "heun_sample",
+    "ddpm_sample", "default_grid", "diffusion_loss", "discretized_gaussian_log_likelihood", "dpmpp_2m_sample", "euler_sample", "extract", "flow_euler_sample", "flow_midpoint_sample", "flow_rk4_sample", "grid_kind", "heun_sample",
     "karras_sigmas", "learned_std", "linear_betas", "log_snr_sigmas", "make_diffusion_loss", "make_grid", "make_schedule",
     "min_snr_weight", "noise_level_range", "normal_kl", "ode_sample", "posterior_coefficients", "predict_x0_eps", "process_from_config", "q_posterior",
     "q_sample", "q_step", "quadratic_betas", "randn_like", "rescale_zero_terminal_snr", "sample",
-    "sampling_grid", "sigma_grid", "sigmoid_betas", "snr", "target_from_x0_eps", "timesteps_grid", "unipc_sample", "variational_bound",
+    "sampling_grid", "sigma_grid", "sigmoid_betas", "snr", "target_from_x0_eps", "timesteps_grid", "unipc_sample", "variational_bound", "velocity",
     "annealed_langevin_sample", "denoiser_score", "denoising_score_matching_loss", "eps_from_score", "ncsn_sigmas",
     "noise_level_score", "reverse_sde_sample", "score_from_eps", "score_from_x0", "sde_coefficients",
     "sliced_score_matching_loss", "x0_from_score",

@@ -118,13 +118,15 @@ def diffusion_loss(
     weighting: str | None = None,
     sigma_data: float = 0.5,
     time_sampler: Callable = UniformTime(),
+    eps: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """One Monte Carlo estimate of the loss on a batch; returns a scalar tensor.
 
     x0: (B, ...) clean data; y: the condition (B, ...) (int64 labels or a context) or None.
     Random draws, in this order, on ``generator``'s device (the CPU) and then moved to x0's device:
       1. t ~ time_sampler, (B,)                 (discrete uniform: ``torch.randint(0, T, (B,))``)
-      2. ε ~ N(0, I), x0's shape                ``torch.randn``
+      2. ε ~ N(0, I), x0's shape                ``torch.randn`` — unless ``eps`` gives the noise
+         paired with each x₀ (a coupling, as in rectified flow's reflow: no draw then)
       3. only if y is given and cond_drop_prob > 0: u ~ U(0,1) (B,); where u < cond_drop_prob,
          y is replaced by ``null_label`` (condition dropout for classifier-free guidance).
     The loss is mean_b[ w_b · mean_dims (model(x_t, net_time(t), y) − target)² ]. ``weighting``
@@ -141,7 +143,10 @@ def diffusion_loss(
         raise ConfigError("cond_drop_prob > 0 needs null_label=... (the label that means 'no condition')")
     B, dev = x0.shape[0], generator.device
     t = time_sampler(process, B, generator)  # (B,) on the CPU
-    eps = torch.randn(x0.shape, generator=generator, device=dev, dtype=x0.dtype).to(x0.device)
+    if eps is None:
+        eps = torch.randn(x0.shape, generator=generator, device=dev, dtype=x0.dtype).to(x0.device)
+    elif eps.shape != x0.shape:
+        raise ConfigError(f"paired noise must have the data's shape {tuple(x0.shape)}, got {tuple(eps.shape)}")
     if y is not None and cond_drop_prob > 0:
         drop = (torch.rand(B, generator=generator, device=dev) < cond_drop_prob).to(x0.device)
         y = torch.where(drop.view(-1, *([1] * (y.ndim - 1))), null_like(y, null_label), y)
@@ -173,8 +178,10 @@ def diffusion_loss(
 class DiffusionLoss:
     """``loss_fn(model, batch, generator)`` for :func:`genlab.train.fit`: the objective as data.
 
-    batch is ``(x0,)`` or ``(x0, y)``; y is used only when ``conditional``. :meth:`config`
-    describes the objective as JSON (a checkpoint stores it; resuming with another one is refused).
+    batch is ``(x0,)`` or ``(x0, y)``; y is used only when ``conditional``. With ``coupled`` the
+    batch ends with the noise paired with each x₀ — ``(x0, z)`` or ``(x0, y, z)`` — instead of a
+    fresh draw (reflow, :mod:`genlab.flow.reflow`). :meth:`config` describes the objective as JSON
+    (a checkpoint stores it; resuming with another one is refused).
     """
 
     process: Process
@@ -186,6 +193,7 @@ class DiffusionLoss:
     conditional: bool = False
     cond_drop_prob: float = 0.0  # condition dropout (classifier-free guidance)
     null_label: int | None = None  # the label that means "no condition"
+    coupled: bool = False  # the batch's last tensor is the noise paired with each x₀ (reflow)
 
     def __post_init__(self):
         check_prediction(self.prediction)
@@ -199,12 +207,14 @@ class DiffusionLoss:
     def __call__(self, model, batch: Sequence[torch.Tensor], generator: torch.Generator) -> torch.Tensor:
         if self.conditional and len(batch) < 2:
             raise ConfigError("a conditional diffusion loss needs batches of (images, labels); got images only")
+        if self.coupled and len(batch) < (3 if self.conditional else 2):
+            raise ConfigError("a coupled loss needs batches that end with the paired noise: (x0, z) or (x0, y, z)")
         return diffusion_loss(
             model, batch[0], generator, self.process, prediction=self.prediction,
             y=batch[1] if self.conditional else None,
             cond_drop_prob=self.cond_drop_prob if self.conditional else 0.0, null_label=self.null_label,
             min_snr_gamma=self.min_snr_gamma, weighting=self.weighting, sigma_data=self.sigma_data,
-            time_sampler=self.time_sampler,
+            time_sampler=self.time_sampler, eps=batch[-1] if self.coupled else None,
         )  # fmt: skip
 
     def config(self) -> dict:
@@ -217,6 +227,7 @@ class DiffusionLoss:
             "sigma_data": self.sigma_data if self.weighting == "edm" else None,
             "time_sampler": {"name": name, **(asdict(sampler) if hasattr(sampler, "__dataclass_fields__") else {})},
             "conditional": self.conditional, "cond_drop_prob": self.cond_drop_prob, "null_label": self.null_label,
+            **({"coupled": True} if self.coupled else {}),  # absent for independent noise (older checkpoints)
         }  # fmt: skip
 
 

@@ -27,6 +27,7 @@ from tqdm import tqdm  # plain text bars: no ipywidgets needed in notebooks
 from genlab.diffusion.denoisers import Conditioned
 from genlab.diffusion.dpm_solver import dpmpp_2m_sample
 from genlab.diffusion.euler_heun import euler_sample, heun_sample
+from genlab.diffusion.flow_solvers import flow_euler_sample, flow_midpoint_sample, flow_rk4_sample
 from genlab.diffusion.grids import make_grid, noise_level_range, sigma_grid
 from genlab.diffusion.noise import SampleNoise
 from genlab.diffusion.pf_ode import ode_sample
@@ -44,7 +45,11 @@ SAMPLERS = {
     "dpmpp-2m": dpmpp_2m_sample,  # Lu et al. 2022b, Algorithm 2
     "unipc": unipc_sample,  # Zhao et al. 2023, bh2, order 2
     "ode": ode_sample,  # scipy's adaptive RK45 on the PF-ODE
+    "flow-euler": flow_euler_sample,  # Euler on dx/dt = u(x, t) in the path's time (flow matching)
+    "flow-midpoint": flow_midpoint_sample,  # the explicit midpoint method, second order
+    "flow-rk4": flow_rk4_sample,  # classic Runge–Kutta, fourth order
 }
+FLOW_SAMPLERS = ("flow-euler", "flow-midpoint", "flow-rk4")  # need a continuous path: uniform grids in t
 
 
 def default_grid(process, sampler: str, steps: int, kind: str | None = None) -> torch.Tensor:
@@ -75,6 +80,11 @@ def grid_kind(process, sampler: str, kind: str | None = None) -> str:
         return "adaptive"
     if kind is not None:
         return kind
+    if sampler in FLOW_SAMPLERS:
+        if getattr(process, "discrete", False):
+            raise ConfigError(f"the {sampler} sampler integrates dx/dt = u(x, t) and needs a continuous path "
+                              "(a flow-matching model); sample this model with ddim, heun, dpmpp-2m or unipc")  # fmt: skip
+        return "timesteps"  # evenly spaced in t, the path's own time
     hi = noise_level_range(process)[1]
     return "timesteps" if sampler in ("ddpm", "ddim") or hi == float("inf") else "karras"
 

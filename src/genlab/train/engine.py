@@ -399,22 +399,32 @@ def _other_run(state: TrainState, cfg: dict, saved: dict, config: TrainConfig, i
     return None
 
 
-def _prepare_out_dir(out_dir: Path | None, resume: bool, overwrite: bool) -> Path | None:
-    """The checkpoint to resume from, or None for a fresh run (after the checks on the folder)."""
+def check_out_dir(out_dir: str | Path | None, resume: bool, overwrite: bool) -> bool:
+    """Raise the error :func:`train` would raise for this folder and these flags; True if it holds a run.
+
+    For callers that do expensive work before training (drawing reflow pairs, encoding a data
+    set) and should fail first, not after it. Changes nothing on disk.
+    """
     if out_dir is None:
         if resume:
             raise ConfigError("resume needs the output folder of the run to continue (out_dir)")
-        return None
+        return False
     if resume and overwrite:
         raise ConfigError("resume continues the run in out_dir and overwrite replaces it: choose one")
     exists = ckpt_io.has_checkpoint(out_dir)
+    if resume and not exists:
+        raise CheckpointError(f"nothing to resume in {out_dir}: it holds no checkpoint; train without --resume (resume=False) first")
+    if exists and not resume and not overwrite:
+        raise RunExistsError(f"{out_dir} already holds a training run: continue it with --resume (resume=True) or replace it with --overwrite (overwrite=True)")
+    return exists
+
+
+def _prepare_out_dir(out_dir: Path | None, resume: bool, overwrite: bool) -> Path | None:
+    """The checkpoint to resume from, or None for a fresh run (after the checks on the folder)."""
+    exists = check_out_dir(out_dir, resume, overwrite)
     if resume:
-        if not exists:
-            raise CheckpointError(f"nothing to resume in {out_dir}: it holds no checkpoint; train without --resume (resume=False) first")
         return ckpt_io.resolve_checkpoint(out_dir)
-    if exists:
-        if not overwrite:
-            raise RunExistsError(f"{out_dir} already holds a training run: continue it with --resume (resume=True) or replace it with --overwrite (overwrite=True)")
+    if exists:  # overwrite
         ckpt_io.remove_checkpoints(out_dir)  # the old run is gone from here on, before the new one's first checkpoint
     return None
 
