@@ -346,6 +346,36 @@ def section_lora(r: dict) -> list[str]:
     return lines + [f"![{k}]({rows[k]['grid']})" for k in ("base", "lora", "full") if "grid" in rows[k]] + [""]
 
 
+def section_quality_per_step(r: dict) -> list[str]:
+    m = r["machine"]
+    s = r["settings"]
+    lines = [
+        "## Quality per step: consistency models, rectified flow, flow matching, diffusion (`GENLAB_DATA=... python benchmarks/quality_per_step.py`)", "",
+        f"*{m['machine']} · torch {m['torch']}, {m['torch_threads']} threads; each row's date below (models measured in separate runs keep theirs)*", "",
+        f"All models unconditional, the course U-Net, batch 128, trained on {r['train_images']} MNIST images that exclude the reference. "
+        f"FID: N = {r['n']} samples vs {r['n']} real held-out images, genlab's MNIST features (the `describe` column names them). "
+        "NFE = network calls per sample; RK4 makes 4k − 1 calls in k steps (its last stage, at the data, needs none). "
+        f"Reflow: {s['reflow_pairs']} pairs drawn with flow-rk4 in {s['reflow_pair_steps']} steps, then training from the flow's weights.", "",
+        "| model | training | sampler | steps | NFE | FID | sampling time for N | measured |",
+        "|---|---|---|---|---|---|---|---|",
+    ]  # fmt: skip
+    for row in r["rows"]:
+        t = r["models"].get(row["model"], {})
+        train = f"{t.get('steps', '?')} steps, {t.get('train_wall_s', 0):.0f} s wall / {t.get('train_cpu_s', 0):.0f} s CPU" if t else "—"
+        lines.append(f"| {row['model']} | {train} | {row['method']} | {row['steps']} | {row['nfe']} | {row['FID']:.1f} | "
+                     f"{row['sample_s']:.1f} s | {row.get('date', '')} |")  # fmt: skip
+    lines.append("")
+    if r["rows"]:
+        lines += [f"Reference set and features: {r['rows'][0]['describe']}", ""]
+    if "aim" in r:
+        a = r["aim"]
+        lines += [f"Aim — a one-step generator within 2× the FID of 50-step DDIM on the diffusion model: best one-step "
+                  f"{a['best_one_step']['model']} FID {a['best_one_step']['FID']:.1f} = {a['ratio']:.2f} × {a['reference_fid']:.1f}: "
+                  f"{'met' if a['met'] else 'not met'}.", ""]  # fmt: skip
+    grids = [row for row in r["rows"] if "grid" in row]
+    return lines + [f"![{g['model']} {g['method']} {g['nfe']} NFE](benchmarks/results/{g['grid']})" for g in grids] + [""]
+
+
 def section_generic(name: str, r: dict) -> list[str]:
     body = {k: v for k, v in r.items() if k not in ("date", "machine", "python", "torch", "numpy", "torch_threads", "gpu")}
     return [f"## {name}", "", stamp(r), "", "```json", json.dumps(body, indent=2, ensure_ascii=False), "```", ""]
@@ -361,7 +391,8 @@ def main() -> None:
              "families_mnist": section_families,
              "latent_mnist": lambda r: section_families(r, "Latent vs pixel-space diffusion on MNIST at the same CPU budget"),
              "stylegan_mnist": lambda r: section_families(r, "StyleGAN-style generator vs DCGAN on MNIST at the same CPU budget"),
-             "text2image_mnist": section_text2image, "lora_mnist": section_lora}
+             "text2image_mnist": section_text2image, "lora_mnist": section_lora,
+             "quality_per_step": section_quality_per_step}
     for name, fn in known.items():
         if (r := load(name)) is not None:
             out += fn(r)

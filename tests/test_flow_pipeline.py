@@ -39,6 +39,7 @@ def test_vp_path_trains_and_samples(tmp_path):
     assert spec.process == {"kind": "continuous_vp", "schedule": "cosine", "beta_min": 0.1, "beta_max": 20.0}
     x = generate(model, spec, 4, sampler="flow-midpoint", steps=3)
     assert x.shape == (4, 1, 8, 8) and bool(torch.isfinite(x).all())
+    assert x.abs().max() <= 1  # an ODE solver's last step is not a clipped x̂₀: generate keeps images in range
 
 
 def _weights(path, ema=False):

@@ -413,6 +413,7 @@ def generate(
     ``classifier`` a noise-aware classifier of the model's process (see :func:`check_classifier`),
     ``classifier_scale`` s its guidance scale. ``prompts``: one prompt, or one per sample, for a
     text-to-image model (``spec.text``; none: the empty prompt, the model's unconditional mode).
+    Images are returned in the data range ``spec.clip`` (a flow solver's last step can leave it).
     Sample i depends on (seed, i) only: it is the same
     whatever ``n`` and ``batch_size`` (the chunk size), on any device.
     """
@@ -482,6 +483,8 @@ def generate(
         stats["grid"] = grid_kind(process, sampler, grid)
     if spec.latent:  # latent diffusion: decode the sampled latents
         return model.decode(out)
+    if spec.clip is not None:  # an ODE solver's last step is not x̂₀ itself (DDIM's is): keep samples in the data range
+        out = (out[0].clamp(*spec.clip), out[1]) if return_trajectory else out.clamp(*spec.clip)
     return out
 
 
