@@ -88,8 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train a diffusion model or a GAN on a data set")
     train.add_argument("--dataset", choices=DATASETS, required=True)
-    train.add_argument("--model", choices=("diffusion", *GAN_MODELS), default="diffusion",
-                       help="diffusion (default), or a GAN for 28×28/32×32 images: dcgan, wgan-gp, sngan, stylegan")
+    train.add_argument("--model", choices=("diffusion", "consistency", *GAN_MODELS), default="diffusion",
+                       help="diffusion (default); consistency (a one-step generator: distilled from --teacher, or trained from data alone); "
+                            "or a GAN for 28×28/32×32 images: dcgan, wgan-gp, sngan, stylegan")
+    train.add_argument("--teacher", type=Path, default=None, help="with --model consistency: the diffusion run to distil (consistency distillation); "
+                       "without it, consistency training from the data")
     train.add_argument("--conditional", action="store_true", help="class-conditional, with condition dropout for classifier-free guidance")
     train.add_argument("--steps", type=positive_int, default=2000, help="optimiser steps (GANs: generator updates; default: 2000)")
     train.add_argument("--batch-size", type=positive_int, default=None, help="examples per step (default: 128; GANs: 64 real images per critic update)")
@@ -150,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--ckpt", type=Path, required=True, help="run folder or checkpoint folder")
     sample.add_argument("--n", type=positive_int, default=64, help="number of samples (default: 64)")
     sample.add_argument("--sampler", choices=SAMPLERS, default=None, help="diffusion sampler (default: ddim)")
-    sample.add_argument("--steps", type=positive_int, default=None, help="sampling steps (default: 50; heun makes 2 calls per step, ode chooses its own)")
+    sample.add_argument("--steps", type=positive_int, default=None, help="sampling steps (default: 50; heun makes 2 calls per step, ode chooses its own; a consistency model: 1)")
     sample.add_argument("--grid", choices=GRIDS, default=None, help="sampling grid: karras (default for euler/heun/dpmpp-2m/unipc), log_snr, "
                         "or timesteps (trailing; the default for ddpm/ddim and for zero-terminal-SNR models)")
     sample.add_argument("--eta", type=unit_float, default=0.0, help="DDIM η in [0, 1]: 0 deterministic, 1 DDPM-like")
@@ -174,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--dataset", default=None, help="the real data to compare with (default: the checkpoint's): digits, mnist, fashion_mnist, cifar10")
     ev.add_argument("--n", type=positive_int, default=2000, help="samples to score, and real reference images (default: 2000)")
     ev.add_argument("--sampler", choices=SAMPLERS, default=None, help="diffusion sampler (default: ddim)")
-    ev.add_argument("--steps", type=positive_int, default=None, help="sampling steps (default: 50)")
+    ev.add_argument("--steps", type=positive_int, default=None, help="sampling steps (default: 50; a consistency model: 1)")
     ev.add_argument("--grid", choices=GRIDS, default=None, help="sampling grid (default: the sampler's; see `genlab sample --help`)")
     ev.add_argument("--guidance", type=finite_float, default=1.0, help="classifier-free guidance scale w (conditional models)")
     ev.add_argument("--classifier", type=Path, default=None, help="guide with this noise-aware classifier (from `genlab train-classifier`)")
@@ -199,7 +202,23 @@ def cmd_eval(args) -> None:
     if args.samples is not None and (args.classifier is not None or args.classifier_scale is not None):
         raise GenlabError("--classifier guides sampling; it does nothing with --samples (drop it, or use --ckpt)")
     gan = args.ckpt is not None and is_gan(args.ckpt)
-    if gan:
+    cm = args.ckpt is not None and not gan and is_consistency(args.ckpt)
+    if cm:
+        from genlab.consistency_pipeline import generate_consistency, load_consistency
+
+        refuse_sampler_options(args, "a consistency model")
+        model, cspec = load_consistency(args.ckpt)
+        dataset = args.dataset or cspec.dataset
+        if dataset != cspec.dataset:
+            raise GenlabError(f"checkpoint at {args.ckpt} was trained on {cspec.dataset}, not {dataset}: drop --dataset or pass --dataset {cspec.dataset}")
+        if len(cspec.shape) != 3:
+            raise GenlabError(f"checkpoint at {args.ckpt} models {cspec.dataset} points, not images: there is nothing to score with image metrics")
+        steps = args.steps or 1
+        labels = torch_labels(args.n, cspec.num_classes)
+        print(f"sampling {args.n} images from the consistency model at {args.ckpt} ({steps} step{'s' if steps > 1 else ''})", flush=True)
+        samples = generate_consistency(model, cspec, args.n, steps=steps, labels=labels, seed=args.seed, batch_size=args.batch_size, progress=True)
+        source, default_out = str(args.ckpt), args.ckpt / "eval.json"
+    elif gan:
         from genlab.gan_pipeline import gan_generate, load_gan
 
         refuse_diffusion_options(args)
@@ -245,6 +264,8 @@ def cmd_eval(args) -> None:
     report = {"source": source, "dataset": dataset, "sampling_seconds": t_sample, **result.to_dict()}
     if gan:
         report.update(model=gspec.model, truncation=args.truncation, seed=args.seed)
+    elif cm:
+        report.update(model=f"consistency ({cspec.method})", steps=steps, nfe=steps, seed=args.seed)
     elif args.ckpt is not None:
         report.update(sampler=args.sampler, steps=args.steps, grid=stats["grid"], nfe=stats["nfe"], guidance=args.guidance, seed=args.seed,
                       classifier=str(args.classifier) if args.classifier else None, classifier_scale=scale)  # fmt: skip
@@ -270,6 +291,10 @@ def cmd_demo(args) -> None:
 
 
 def cmd_train(args) -> None:
+    if args.model == "consistency":
+        return cmd_train_consistency(args)
+    if args.teacher is not None:
+        raise GenlabError("--teacher names the diffusion model a consistency model distils: add --model consistency")
     if args.model != "diffusion":
         return cmd_train_gan(args)
     if args.width is not None:
@@ -382,6 +407,97 @@ def cmd_train(args) -> None:
     ax.figure.savefig(out / "loss.png", dpi=120, bbox_inches="tight")
     plt.close(ax.figure)
     print(f"done: {result.step} steps, final loss {sum(result.losses[-50:]) / max(len(result.losses[-50:]), 1):.4f}; checkpoints in {out}, samples in {path}")
+
+
+def cmd_train_consistency(args) -> None:
+    from genlab.consistency_pipeline import (
+        ConsistencyOptions,
+        ConsistencySpec,
+        generate_consistency,
+        load_consistency,
+        train_consistency,
+        train_consistency_distillation,
+    )
+    from genlab.pipeline import load_diffusion, load_training_data, save_samples
+
+    given = [flag for flag, on in (("--flow", args.flow), ("--network dit", args.network != "unet"), ("--latent", args.latent),
+                                   ("--text", args.text), ("--learned-variance", args.learned_variance),
+                                   ("--prediction", args.prediction != "epsilon"), ("--schedule", args.schedule != "linear"),
+                                   ("--min-snr-gamma", args.min_snr_gamma is not None), ("--width", args.width is not None)) if on]  # fmt: skip
+    if given:
+        raise GenlabError(f"{', '.join(given)} configure{'s' if len(given) == 1 else ''} diffusion or GAN training, not a consistency model (drop it)")
+    unet = {k: v for k, v in (("base_channels", args.base_channels), ("channel_mults", args.channel_mults)) if v}
+    options = ConsistencyOptions(steps=args.steps, batch_size=args.batch_size or 128, lr=args.lr or 1e-3, seed=args.seed,
+                                 ckpt_every=args.ckpt_every, sample_every=args.sample_every, unet=unet)  # fmt: skip
+    method = "cd" if args.teacher is not None else "ct"
+    out = args.out or Path("outputs") / f"{args.dataset}-{method}"
+    if args.teacher is not None:
+        _, tspec = load_diffusion(args.teacher)
+        if tspec.dataset != args.dataset:
+            raise GenlabError(f"the teacher at {args.teacher} generates {tspec.dataset}, not {args.dataset}: pass --dataset {tspec.dataset}")
+        if args.conditional and not tspec.num_classes:
+            raise GenlabError("the teacher is unconditional, so the student cannot be --conditional (drop it, or distil a conditional teacher)")
+        print(f"consistency distillation of {args.teacher} on {args.dataset} → {out}", flush=True)
+        train_consistency_distillation(args.teacher, None, options, out_dir=out, resume=args.resume, overwrite=args.overwrite)
+    else:
+        if args.dataset == "toy2d" and args.conditional:
+            raise GenlabError("toy2d has no labels, so it cannot be trained --conditional; drop the flag")
+        data = load_training_data(args.dataset, toy=args.toy, seed=args.seed)
+        spec = ConsistencySpec(dataset=args.dataset, shape=tuple(data[0].shape[1:]),
+                               num_classes=int(data[1].max()) + 1 if args.conditional else 0,
+                               toy=args.toy if args.dataset == "toy2d" else None, clip=None if args.dataset == "toy2d" else (-1.0, 1.0))  # fmt: skip
+        print(f"consistency training on {args.dataset} ({len(data[0])} examples) → {out}", flush=True)
+        train_consistency(spec, data, options, out_dir=out, resume=args.resume, overwrite=args.overwrite)
+    model, spec = load_consistency(out)
+    n = 1000 if args.dataset == "toy2d" else 64
+    labels = torch_labels(n, spec.num_classes)
+    for steps in (1, 2):
+        samples = generate_consistency(model, spec, n, steps=steps, labels=labels, seed=args.seed)
+        save_samples(samples, spec, out / f"samples_{steps}step.png", nrow=spec.num_classes or None)
+    print(f"done: one-step samples in {out / 'samples_1step.png'} (sample with `genlab sample --ckpt {out} --steps 1`)")
+
+
+def torch_labels(n: int, classes: int):
+    """One column per class (labels 0..K−1 cycled), or None for an unconditional model."""
+    import torch
+
+    return torch.arange(n) % classes if classes else None
+
+
+def is_consistency(path: Path) -> bool:
+    from genlab.consistency_pipeline import is_consistency_checkpoint
+
+    return is_consistency_checkpoint(path)
+
+
+def refuse_sampler_options(args, what: str) -> None:
+    """A consistency model samples with its own few-step rule: refuse the diffusion sampler's options."""
+    given = [flag for flag, on in (("--sampler", args.sampler is not None), ("--grid", args.grid is not None),
+                                   ("--eta", getattr(args, "eta", 0.0) != 0.0), ("--guidance", args.guidance not in (None, 1.0)),
+                                   ("--prompt", getattr(args, "prompt", None) is not None), ("--classifier", args.classifier is not None),
+                                   ("--classifier-scale", args.classifier_scale is not None), ("--truncation", args.truncation != 1.0)) if on]  # fmt: skip
+    if given:
+        raise GenlabError(f"{args.ckpt} holds {what}: {', '.join(given)} {'steers' if len(given) == 1 else 'steer'} another kind of sampling "
+                          "(drop it; --steps sets the number of consistency steps, default 1)")  # fmt: skip
+
+
+def sample_consistency(args) -> None:
+    import time
+
+    from genlab.consistency_pipeline import generate_consistency, load_consistency
+    from genlab.pipeline import save_samples
+
+    refuse_sampler_options(args, "a consistency model")
+    model, spec = load_consistency(args.ckpt, use_ema=not args.raw_weights)
+    steps = args.steps or 1
+    if args.label is not None and not spec.num_classes:
+        raise GenlabError(f"{args.ckpt} is unconditional: drop --class")
+    labels = args.label if args.label is not None else torch_labels(args.n, spec.num_classes)
+    t0 = time.perf_counter()
+    samples = generate_consistency(model, spec, args.n, steps=steps, labels=labels, seed=args.seed, batch_size=args.batch_size, progress=True)
+    path = save_samples(samples, spec, args.out, nrow=spec.num_classes if args.label is None and spec.num_classes else None)
+    print(f"wrote {args.n} samples to {path} (consistency model, {steps} step{'s' if steps > 1 else ''} = {steps} network "
+          f"call{'s' if steps > 1 else ''} per sample, {time.perf_counter() - t0:.1f} s)")  # fmt: skip
 
 
 def cmd_reflow(args) -> None:
@@ -534,6 +650,8 @@ def cmd_sample(args) -> None:
         raise GenlabError(f"cannot write {args.out}: the output must end in .png, .jpg or .jpeg")
     if is_gan(args.ckpt):
         return sample_gan(args)
+    if is_consistency(args.ckpt):
+        return sample_consistency(args)
     if args.truncation != 1.0:
         raise GenlabError("--truncation is for StyleGAN checkpoints; a diffusion model has no style space (drop it)")
     args.sampler, args.steps = args.sampler or "ddim", args.steps or 50

@@ -15,8 +15,24 @@ every sampler of :mod:`genlab.diffusion` apply unchanged. This package adds what
 brings on top.
 """
 
-from genlab.flow.reflow import coupled_noise, reflow_pairs
 from genlab.diffusion.flow_solvers import flow_euler_sample, flow_midpoint_sample, flow_rk4_sample
 from genlab.diffusion.velocity import velocity
+from genlab.flow.consistency import (
+    ConsistencyDistillation,
+    ConsistencyFunction,
+    ConsistencyTraining,
+    consistency_distance,
+    consistency_sample,
+    consistency_sigmas,
+    ict_discretization,
+    lognormal_index_probs,
+    sampling_sigmas,
+    teacher_step,
+)
+from genlab.flow.reflow import coupled_noise, reflow_pairs
 
-__all__ = ["coupled_noise", "flow_euler_sample", "flow_midpoint_sample", "flow_rk4_sample", "reflow_pairs", "velocity"]
+__all__ = [
+    "ConsistencyDistillation", "ConsistencyFunction", "ConsistencyTraining", "consistency_distance", "consistency_sample",
+    "consistency_sigmas", "coupled_noise", "flow_euler_sample", "flow_midpoint_sample", "flow_rk4_sample", "ict_discretization",
+    "lognormal_index_probs", "reflow_pairs", "sampling_sigmas", "teacher_step", "velocity",
+]  # fmt: skip
