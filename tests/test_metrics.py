@@ -107,6 +107,22 @@ def test_frechet_near_singular_and_invalid():
         frechet_distance(np.zeros(2), np.eye(2), np.zeros(3), np.eye(3))
 
 
+def test_frechet_of_two_different_rank_deficient_covariances():
+    """Two singular covariances of different low-rank sets (where scipy 1.17's sqrtm of the product
+    leaves imaginary diagonals): tr (Σ₁Σ₂)^{1/2} = Σ √λ over the eigenvalues of the product, computed
+    here by brute force with the general (non-symmetric) eigensolver."""
+    rng = _rng(3)
+    d = 40
+    basis = rng.normal(size=(12, d))
+    x = rng.normal(size=(30, 12)) @ basis                 # rank ≤ 12 in 40 dimensions
+    y = rng.normal(size=(25, 12)) @ basis * 1.3 + 0.1 * rng.normal(size=(25, d))
+    (m1, s1), (m2, s2) = gaussian_stats(x, require_full_rank=False), gaussian_stats(y, require_full_rank=False)
+    lam = np.linalg.eigvals(s1 @ s2)
+    assert np.abs(lam.imag).max() < 1e-6 * np.abs(lam).max()  # the product's spectrum is real, ≥ 0
+    brute = (m1 - m2) @ (m1 - m2) + np.trace(s1) + np.trace(s2) - 2 * np.sqrt(np.clip(lam.real, 0, None)).sum()
+    assert frechet_distance(m1, s1, m2, s2) == pytest.approx(brute, rel=1e-7)
+
+
 # ----------------------------------------------------------------------------- torchmetrics, same features
 
 

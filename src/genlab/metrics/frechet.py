@@ -9,22 +9,28 @@ symbol     name            meaning
 =========  ==============  =====================================================
 μ₁, μ₂     ``mu1, mu2``    feature means, (D,)
 Σ₁, Σ₂     ``sigma1/2``    feature covariances (unbiased, divisor N − 1), (D, D)
-ε          ``eps``         offset added to both diagonals when Σ₁Σ₂ is near-singular
+S          (computed)      Σ₁^{1/2}, the symmetric square root (eigendecomposition)
 =========  ==============  =====================================================
 
-(Σ₁Σ₂)^{1/2} is computed with :func:`scipy.linalg.sqrtm`. Safeguards, as in the reference FID code:
-when the square root is not finite (a near-singular product), it is recomputed for
-(Σ₁ + εI)(Σ₂ + εI); imaginary parts that round-off leaves on the diagonal are dropped when
-they are small (|Im| ≤ ``imag_tol`` on the diagonal) and are an error when they are large.
+The trace of (Σ₁Σ₂)^{1/2} is computed without a general matrix square root. With S = Σ₁^{1/2},
+Σ₁Σ₂ = S (S Σ₂ S) S⁻¹ is similar to the symmetric positive semi-definite M = S Σ₂ S, so both have
+the same non-negative eigenvalues λᵢ, and
+
+    tr (Σ₁Σ₂)^{1/2} = Σᵢ √λᵢ(M)          (two symmetric eigendecompositions, ``numpy.linalg.eigh``)
+
+This holds for singular covariances too (the similarity extends by continuity), needs no ε
+offset, and leaves no imaginary parts to discard — the safeguards that code built on
+:func:`scipy.linalg.sqrtm` needs (and whose outcome changed with scipy 1.17's new ``sqrtm``:
+near-singular products of a few hundred samples came back with imaginary diagonals of ~5e-3).
+Round-off can leave eigenvalues slightly below zero: those within ``tol`` · λ_max are set to 0;
+a clearly negative eigenvalue of Σ₁, Σ₂ or M means a covariance that is not positive
+semi-definite, and is an error.
 A full-rank Σ needs N > D samples: :func:`gaussian_stats` refuses fewer.
 """
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
-import scipy.linalg
 
 from genlab.errors import ConfigError
 
@@ -63,7 +69,19 @@ def gaussian_stats(features, what: str = "features", require_full_rank: bool = T
     return mu, sigma
 
 
-def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6, imag_tol: float = 1e-3) -> float:
+def _psd_eigenvalues(m: np.ndarray, what: str, tol: float) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues (clipped at 0 within round-off) and eigenvectors of the symmetric matrix ``m``."""
+    lam, vecs = np.linalg.eigh((m + m.T) / 2)
+    scale = max(float(np.abs(lam).max()), np.finfo(np.float64).tiny)
+    if lam.min() < -tol * scale:
+        raise ConfigError(
+            f"frechet_distance: {what} has a negative eigenvalue ({lam.min():.3g}), so (Σ₁Σ₂)^{{1/2}} would be imaginary; "
+            "the covariances are not valid (symmetric positive semi-definite)"
+        )
+    return np.clip(lam, 0.0, None), vecs
+
+
+def frechet_distance(mu1, sigma1, mu2, sigma2, tol: float = 1e-8) -> float:
     """‖μ₁ − μ₂‖² + tr(Σ₁ + Σ₂ − 2 (Σ₁Σ₂)^{1/2}) in float64 (see the module docstring)."""
     mu1, mu2 = np.atleast_1d(np.asarray(mu1, np.float64)), np.atleast_1d(np.asarray(mu2, np.float64))
     sigma1, sigma2 = np.atleast_2d(np.asarray(sigma1, np.float64)), np.atleast_2d(np.asarray(sigma2, np.float64))
@@ -72,31 +90,15 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, eps: float = 1e-6, imag_tol: floa
             f"frechet_distance: means {mu1.shape}/{mu2.shape} and covariances {sigma1.shape}/{sigma2.shape} "
             "do not match: both sets need features of the same dimension D"
         )
+    if not (np.isfinite(sigma1).all() and np.isfinite(sigma2).all() and np.isfinite(mu1).all() and np.isfinite(mu2).all()):
+        raise ConfigError("frechet_distance: the statistics contain NaN or infinite values: check the features")
     diff = mu1 - mu2                                                  # (D,)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # sqrtm warns on singular input; we check the result ourselves
-        covmean = scipy.linalg.sqrtm(sigma1 @ sigma2)                 # (D, D), maybe complex
-    covmean = np.asarray(covmean)
-    if not np.isfinite(covmean).all():
-        offset = np.eye(sigma1.shape[0]) * eps
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            covmean = np.asarray(scipy.linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset)))
-        if not np.isfinite(covmean).all():
-            raise ConfigError(
-                "frechet_distance: the covariance product is singular even with an eps offset; "
-                "use more samples (N > D) or check for constant features"
-            )
-    if np.iscomplexobj(covmean):
-        worst = np.max(np.abs(np.diagonal(covmean).imag))
-        if worst > imag_tol:
-            raise ConfigError(
-                f"frechet_distance: the matrix square root has an imaginary part of {worst:.3g} "
-                f"(> {imag_tol}); the covariances are not valid (symmetric positive semi-definite) or too few samples"
-            )
-        covmean = covmean.real
-    value = diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * np.trace(covmean)
-    return float(value)
+    lam1, u1 = _psd_eigenvalues(sigma1, "the first covariance", tol)
+    _psd_eigenvalues(sigma2, "the second covariance", tol)
+    root1 = (u1 * np.sqrt(lam1)) @ u1.T                               # S = Σ₁^{1/2}, symmetric
+    lam_m, _ = _psd_eigenvalues(root1 @ sigma2 @ root1, "S Σ₂ S", tol)  # the eigenvalues of Σ₁Σ₂
+    trace_covmean = float(np.sqrt(lam_m).sum())                       # tr (Σ₁Σ₂)^{1/2}
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * trace_covmean)
 
 
 def frechet_distance_from_features(x, y, **kwargs) -> float:
