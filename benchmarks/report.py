@@ -376,6 +376,43 @@ def section_quality_per_step(r: dict) -> list[str]:
     return lines + [f"![{g['model']} {g['method']} {g['nfe']} NFE](benchmarks/results/{g['grid']})" for g in grids] + [""]
 
 
+def section_dit_vs_unet(r: dict) -> list[str]:
+    rows = r["rows"]
+    floor = rows["floor"]["FID"]["value"]
+    lines = [
+        f"## DiT vs U-Net on MNIST (`GENLAB_DATA=... {r['command'].strip()}`)", "", stamp(r), "",
+        f"Objective: {r['objective']}; TrainOptions defaults (batch {r['options']['batch_size']}, AdamW lr {r['options']['lr']}, "
+        f"EMA {r['options']['ema_decay']}) on {r['train_images']} images. Equal CPU time: {r['budget_cpu_seconds']:.0f} s of this "
+        f"process's CPU time per network ({r['threads_note']}). Equal FLOPs: the U-Net trained for the DiT row's training FLOPs. "
+        f"Sweep: DiT `{r['sweep']['key']}` ∈ {r['sweep']['values']} at the DiT row's steps. Sampling: {r['sampling']}. "
+        f"FID, KID and conditional accuracy at N = {r['n']} vs {r['reference']}, features {r['feature_net']}. FLOPs: {r['flops_note']}.", "",
+        "| row | parameters | MFLOP/image fwd (fwd+bwd) | steps | training PFLOP | CPU s (wall s) | GFLOP per CPU s | FID | × floor | KID | conditional accuracy | sampling |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]  # fmt: skip
+    for name, row in rows.items():
+        if "steps" in row:
+            head = (f"{row['params'] / 1e6:.2f} M | {row['forward_flops_per_image'] / 1e6:.1f} ({row['train_flops_per_image'] / 1e6:.1f}) | {row['steps']} | "
+                    f"{row['train_flops'] / 1e15:.3f} | {row['train_cpu_seconds']:.0f} ({row['train_wall_seconds']:.0f}) | "
+                    f"{row['achieved_train_gflops_per_cpu_second']:.0f}")  # fmt: skip
+            tail = f"{row['sample_wall_seconds']:.0f} s"
+        else:
+            head, tail = "— | — | — | — | — | —", "—"
+        lines.append(f"| {name}: {row['label']} | {head} | {row['FID']['value']:.1f} | {row['FID']['value'] / floor:.2f} | "
+                     f"{row['KID']['value']:.4g} | {row['conditional accuracy']['value']:.1%} | {tail} |")  # fmt: skip
+    unet, dit = rows.get("unet"), rows.get("dit")
+    if unet and dit:
+        lines += ["", f"Per training image the DiT costs {dit['train_flops_per_image'] / unet['train_flops_per_image']:.2f}× the U-Net's FLOPs, "
+                  f"but this CPU runs it at {dit['achieved_train_gflops_per_cpu_second'] / unet['achieved_train_gflops_per_cpu_second']:.2f}× "
+                  "the U-Net's FLOP rate, so in equal CPU time it takes "
+                  f"{dit['steps'] / unet['steps']:.2f}× the U-Net's steps."]  # fmt: skip
+    clamped = {name: row["pixels_clamped"] for name, row in rows.items() if "pixels_clamped" in row}
+    if clamped:
+        share = "none in any row" if not any(clamped.values()) else ", ".join(f"{k} {v:.3%}" for k, v in clamped.items())
+        lines += ["", f"Sample pixels outside [-1, 1] before the clamp (RK4's last step is not clipped): {share}."]
+    lines += ["", f"![FID vs training compute, and the DiT size sweep]({r['figure']})", ""]
+    return lines + [f"![{name}]({row['grid']})" for name, row in rows.items() if "grid" in row] + [""]
+
+
 def section_generic(name: str, r: dict) -> list[str]:
     body = {k: v for k, v in r.items() if k not in ("date", "machine", "python", "torch", "numpy", "torch_threads", "gpu")}
     return [f"## {name}", "", stamp(r), "", "```json", json.dumps(body, indent=2, ensure_ascii=False), "```", ""]
@@ -392,7 +429,7 @@ def main() -> None:
              "latent_mnist": lambda r: section_families(r, "Latent vs pixel-space diffusion on MNIST at the same CPU budget"),
              "stylegan_mnist": lambda r: section_families(r, "StyleGAN-style generator vs DCGAN on MNIST at the same CPU budget"),
              "text2image_mnist": section_text2image, "lora_mnist": section_lora,
-             "quality_per_step": section_quality_per_step}
+             "quality_per_step": section_quality_per_step, "dit_vs_unet": section_dit_vs_unet}
     for name, fn in known.items():
         if (r := load(name)) is not None:
             out += fn(r)

@@ -7,9 +7,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SCRIPTS = ["demo.py", "unet_throughput.py", "mnist_5min.py", "guidance_mnist.py", "mnist_recipes.py", "samplers_mnist.py", "em_vs_sklearn.py", "vae_mnist.py",
-           "gan_modes.py", "families_mnist.py", "text2image_mnist.py", "lora_mnist.py", "quality_per_step.py"]
+           "gan_modes.py", "families_mnist.py", "text2image_mnist.py", "lora_mnist.py", "quality_per_step.py", "dit_vs_unet.py"]
 NEEDS_MNIST = {"mnist_5min.py", "guidance_mnist.py", "mnist_recipes.py", "samplers_mnist.py", "vae_mnist.py", "families_mnist.py",
-               "text2image_mnist.py", "lora_mnist.py", "quality_per_step.py"}
+               "text2image_mnist.py", "lora_mnist.py", "quality_per_step.py", "dit_vs_unet.py"}
 
 for script in SCRIPTS:
     if script in NEEDS_MNIST and not os.environ.get("GENLAB_DATA"):
