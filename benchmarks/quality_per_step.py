@@ -79,8 +79,8 @@ def main() -> None:
     p.add_argument("--reflow-pairs", type=int, default=3000)
     p.add_argument("--reflow-pair-steps", type=int, default=6, help="flow-rk4 steps per reflow pair")
     p.add_argument("--reflow-steps", type=int, default=800)
-    p.add_argument("--cd-steps", type=int, default=1500)
-    p.add_argument("--ct-steps", type=int, default=2000)
+    p.add_argument("--cd-steps", type=int, default=800)
+    p.add_argument("--ct-steps", type=int, default=1200)
     p.add_argument("--nfe", default="1,2,4,10", help="NFE budgets of the few-step rows")
     p.add_argument("--rk4-steps", default="1,2,3", help="flow-rk4 steps (4k − 1 calls each)")
     p.add_argument("--models", default="diffusion,flow,reflow,cd,ct")
@@ -194,9 +194,9 @@ def main() -> None:
     if not args.quick and earlier.is_file():  # keep the models this run did not measure (each row keeps its date)
         old = json.loads(earlier.read_text())
         if old.get("n") == args.n:
-            kept = [r for r in old["rows"] if r["model"] not in out["models"]]
-            out["rows"] = kept + out["rows"]
-            out["models"] = {k: v for k, v in old["models"].items() if k not in out["models"]} | out["models"]
+            measured = {r["model"] for r in out["rows"]}  # a CD run reuses the diffusion teacher without measuring it
+            out["rows"] = [r for r in old["rows"] if r["model"] not in measured] + out["rows"]
+            out["models"] = old["models"] | {k: v for k, v in out["models"].items() if k in measured or k not in old["models"]}
     for r in out["rows"]:
         r.setdefault("date", info["date"])
     for m in out["models"].values():

@@ -353,9 +353,10 @@ def section_quality_per_step(r: dict) -> list[str]:
         "## Quality per step: consistency models, rectified flow, flow matching, diffusion (`GENLAB_DATA=... python benchmarks/quality_per_step.py`)", "",
         f"*{m['machine']} · torch {m['torch']}, {m['torch_threads']} threads; each row's date below (models measured in separate runs keep theirs)*", "",
         f"All models unconditional, the course U-Net, batch 128, trained on {r['train_images']} MNIST images that exclude the reference. "
-        f"FID: N = {r['n']} samples vs {r['n']} real held-out images, genlab's MNIST features (the `describe` column names them). "
+        f"FID: N = {r['n']} samples vs {r['n']} real held-out images, genlab's MNIST features (named below). "
         "NFE = network calls per sample; RK4 makes 4k − 1 calls in k steps (its last stage, at the data, needs none). "
-        f"Reflow: {s['reflow_pairs']} pairs drawn with flow-rk4 in {s['reflow_pair_steps']} steps, then training from the flow's weights.", "",
+        f"Reflow: {s['reflow_pairs']} pairs drawn with flow-rk4 in {s['reflow_pair_steps']} steps, then training from the flow's weights "
+        "(its training time includes drawing the pairs; CD's excludes its teacher's, the diffusion row's).", "",
         "| model | training | sampler | steps | NFE | FID | sampling time for N | measured |",
         "|---|---|---|---|---|---|---|---|",
     ]  # fmt: skip
@@ -366,7 +367,8 @@ def section_quality_per_step(r: dict) -> list[str]:
                      f"{row['sample_s']:.1f} s | {row.get('date', '')} |")  # fmt: skip
     lines.append("")
     if r["rows"]:
-        lines += [f"Reference set and features: {r['rows'][0]['describe']}", ""]
+        d = r["rows"][0]["describe"]
+        lines += [f"Reference set and features: {d[d.index('(') + 1:d.rindex(')')] if '(' in d else d}", ""]
     if "aim" in r:
         a = r["aim"]
         lines += [f"Aim — a one-step generator within 2× the FID of 50-step DDIM on the diffusion model: best one-step "
