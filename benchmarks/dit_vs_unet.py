@@ -35,7 +35,6 @@ budget; its wall time is reported.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import os
 import sys
@@ -44,7 +43,6 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, feature_network_or_exit, header, save  # noqa: E402
@@ -75,30 +73,10 @@ def describe_network(model) -> dict:
     return {"class": type(model).__name__, "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(cfg).items()}}
 
 
-def _attention_by_matmuls(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, **kwargs):
-    """softmax(Q Kᵀ · scale) V with plain matmuls, which FlopCounterMode counts."""
-    if attn_mask is not None or is_causal or dropout_p:
-        raise NotImplementedError("only unmasked attention without dropout is counted")
-    return (q @ k.transpose(-1, -2) * (scale if scale is not None else q.shape[-1] ** -0.5)).softmax(-1) @ v
-
-
-@contextlib.contextmanager
-def attention_counted():
-    """While counting, F.scaled_dot_product_attention is the same formula in matmuls: FlopCounterMode
-    does not count the fused CPU kernel (torch 2.13), which would leave out 4·N²·d FLOPs per block."""
-    fused = F.scaled_dot_product_attention
-    F.scaled_dot_product_attention = _attention_by_matmuls
-    try:
-        yield
-    finally:
-        F.scaled_dot_product_attention = fused
-
-
 def flops_per_image(spec: DiffusionSpec, options: TrainOptions) -> tuple[int, int, int, dict]:
     """(parameters, forward FLOPs per image, forward + backward FLOPs per image, network description)."""
     model = build_model(spec, options.network, options.dit)
-    with attention_counted():
-        fwd, train = count_flops(model, spec.shape[-1])
+    fwd, train = count_flops(model, spec.shape[-1])
     return count_parameters(model), fwd, train, describe_network(model)
 
 

@@ -32,6 +32,7 @@ On a quiet 2-core machine the full run should take 10–15 minutes, half of it c
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -43,6 +44,7 @@ import time
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -135,12 +137,33 @@ def matmul_gflops(n: int = 2048, reps: int = 10) -> float:
     return 2 * n**3 / min(times) / 1e9  # the best repetition: what this machine can do
 
 
+def _attention_by_matmuls(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, **kwargs):
+    """softmax(Q Kᵀ · scale) V with plain matmuls, which FlopCounterMode counts."""
+    if attn_mask is not None or is_causal or dropout_p:
+        raise NotImplementedError("only unmasked attention without dropout is counted")
+    return (q @ k.transpose(-1, -2) * (scale if scale is not None else q.shape[-1] ** -0.5)).softmax(-1) @ v
+
+
+@contextlib.contextmanager
+def attention_counted():
+    """While counting, F.scaled_dot_product_attention is the same formula in matmuls: FlopCounterMode
+    does not count the fused CPU kernel (torch 2.13), which would leave out 4·N²·d FLOPs per block."""
+    fused = F.scaled_dot_product_attention
+    F.scaled_dot_product_attention = _attention_by_matmuls
+    try:
+        yield
+    finally:
+        F.scaled_dot_product_attention = fused
+
+
 def count_flops(model, size: int) -> tuple[int, int]:
-    """FLOPs per image of one forward pass, and of one forward + backward (a training step without the optimiser)."""
+    """FLOPs per image of one forward pass, and of one forward + backward (a training step without the optimiser).
+
+    Attention is counted: while counting, the fused kernel is replaced by the same formula in matmuls."""
     x, t = torch.randn(2, 1, size, size), torch.tensor([10, 500])
-    with torch.no_grad(), FlopCounterMode(display=False) as fwd:
+    with attention_counted(), torch.no_grad(), FlopCounterMode(display=False) as fwd:
         model(x, t)
-    with FlopCounterMode(display=False) as train:
+    with attention_counted(), FlopCounterMode(display=False) as train:
         model(x, t).square().mean().backward()
     model.zero_grad(set_to_none=True)
     return fwd.get_total_flops() // 2, train.get_total_flops() // 2
