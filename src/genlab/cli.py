@@ -470,15 +470,22 @@ def is_consistency(path: Path) -> bool:
     return is_consistency_checkpoint(path)
 
 
+def refuse_options(args, holds: str, steers: str, allowed: tuple[str, ...]) -> None:
+    """Refuse the sampling options a checkpoint of another kind cannot use: one line naming them."""
+    flags = (("--sampler", args.sampler is not None), ("--steps", args.steps is not None), ("--grid", args.grid is not None),
+             ("--eta", getattr(args, "eta", 0.0) != 0.0), ("--class", getattr(args, "label", None) is not None),
+             ("--guidance", args.guidance not in (None, 1.0)), ("--prompt", getattr(args, "prompt", None) is not None),
+             ("--classifier", args.classifier is not None), ("--classifier-scale", args.classifier_scale is not None),
+             ("--truncation", args.truncation != 1.0))  # fmt: skip
+    given = [flag for flag, on in flags if on and flag not in allowed]
+    if given:
+        raise GenlabError(f"{args.ckpt} holds {holds}: {', '.join(given)} {'steers' if len(given) == 1 else 'steer'} {steers}")
+
+
 def refuse_sampler_options(args, what: str) -> None:
     """A consistency model samples with its own few-step rule: refuse the diffusion sampler's options."""
-    given = [flag for flag, on in (("--sampler", args.sampler is not None), ("--grid", args.grid is not None),
-                                   ("--eta", getattr(args, "eta", 0.0) != 0.0), ("--guidance", args.guidance not in (None, 1.0)),
-                                   ("--prompt", getattr(args, "prompt", None) is not None), ("--classifier", args.classifier is not None),
-                                   ("--classifier-scale", args.classifier_scale is not None), ("--truncation", args.truncation != 1.0)) if on]  # fmt: skip
-    if given:
-        raise GenlabError(f"{args.ckpt} holds {what}: {', '.join(given)} {'steers' if len(given) == 1 else 'steer'} another kind of sampling "
-                          "(drop it; --steps sets the number of consistency steps, default 1)")  # fmt: skip
+    refuse_options(args, what, "another kind of sampling (drop it; --steps sets the number of consistency steps, default 1)",
+                   allowed=("--steps", "--class"))  # fmt: skip
 
 
 def sample_consistency(args) -> None:
@@ -501,8 +508,6 @@ def sample_consistency(args) -> None:
 
 
 def cmd_reflow(args) -> None:
-    import torch
-
     from genlab.flow.reflow import train_reflow
     from genlab.pipeline import TrainOptions, generate, load_diffusion, save_samples
     from genlab.train.checkpoint import resolve_checkpoint
@@ -524,7 +529,7 @@ def cmd_reflow(args) -> None:
                           teacher_name=str(resolve_checkpoint(args.ckpt)))  # fmt: skip
     model = result.best_model.eval()
     n = 64
-    labels = torch.arange(n) % spec.num_classes if spec.num_classes else None
+    labels = torch_labels(n, spec.num_classes)
     for steps in (1, 50):
         samples = generate(model, spec, n, sampler="flow-euler", steps=steps, labels=labels, seed=args.seed)
         save_samples(samples, spec, out / f"samples_{steps}step.png", nrow=spec.num_classes or None)
@@ -589,14 +594,8 @@ def is_gan(path: Path) -> bool:
 
 def refuse_diffusion_options(args) -> None:
     """A GAN draws z and runs G once: refuse the options that steer a diffusion sampler."""
-    given = [flag for flag, on in (("--sampler", args.sampler is not None), ("--steps", args.steps is not None),
-                                   ("--grid", args.grid is not None), ("--eta", getattr(args, "eta", 0.0) != 0.0),
-                                   ("--class", getattr(args, "label", None) is not None), ("--guidance", args.guidance not in (None, 1.0)),
-                                   ("--prompt", getattr(args, "prompt", None) is not None),
-                                   ("--classifier", args.classifier is not None), ("--classifier-scale", args.classifier_scale is not None)) if on]  # fmt: skip
-    if given:
-        raise GenlabError(f"{args.ckpt} holds an unconditional GAN: {', '.join(given)} {'steers' if len(given) == 1 else 'steer'} "
-                          "diffusion sampling and cannot be used with it (drop it; --truncation shapes StyleGAN samples)")  # fmt: skip
+    refuse_options(args, "an unconditional GAN", "diffusion sampling and cannot be used with it (drop it; --truncation shapes StyleGAN samples)",
+                   allowed=("--truncation",))  # fmt: skip
 
 
 def guiding_classifier(args, spec):
